@@ -1,0 +1,45 @@
+# The command contract (see README.md). Python packages are pinned in requirements/.
+SHELL := /bin/sh
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+MANAGE := cd services/web && ../../$(PYTHON) manage.py
+
+.PHONY: help deps venv test lint fmt migrate run up down local bench loadtest clean
+
+help:
+	@echo "make test | lint | fmt | run | migrate | deps | up | down | local | bench | loadtest"
+
+deps:
+	./scripts/install-debs.sh
+
+$(STAMP): requirements/base.txt requirements/dev.txt packages/qbuy-core/pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e packages/qbuy-core
+	touch $@
+
+venv: $(STAMP)
+
+test: deps venv
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: venv
+	$(MANAGE) migrate
+
+run: venv
+	$(MANAGE) runserver 127.0.0.1:8000
+
+up down local bench loadtest:
+	@echo "make $@ arrives with a later issue (see README.md)." >&2; exit 2
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Shared Django pieces installed by every qbuy image (web, worker, beat)."""

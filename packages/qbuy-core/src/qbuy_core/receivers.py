@@ -1,0 +1,23 @@
+"""Thin signal receivers: each hands its work to one module function."""
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from . import code_store, page_cache, sms
+from .signals import sms_code_issued
+
+
+@receiver(sms_code_issued, dispatch_uid="qbuy_core.receivers.store_and_send_code")
+def store_and_send_code(sender, *, phone, code, **kwargs):
+    # Store first: a code the user receives must already be verifiable.
+    code_store.save(phone=phone, code=code)
+    sms.get_backend().send(phone=phone, code=code)
+
+
+@receiver(post_save, dispatch_uid="qbuy_core.receivers.drop_pages_on_save")
+@receiver(post_delete, dispatch_uid="qbuy_core.receivers.drop_pages_on_delete")
+def drop_cached_pages(sender, instance, **kwargs):
+    """Models that appear on cached pages say which with a ``cached_paths()`` method."""
+    cached_paths = getattr(instance, "cached_paths", None)
+    if cached_paths is not None:
+        page_cache.drop(cached_paths())

@@ -1,0 +1,113 @@
+from django.conf import settings
+from django.contrib.auth import login, logout
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.middleware.csrf import get_token
+from django.template.response import TemplateResponse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from common.http import ApiError, api_view, json_body
+
+from . import services
+from .forms import CodeForm, PhoneForm
+
+
+def client_ip(request) -> str:
+    return request.META.get(settings.CLIENT_IP_META) or request.META.get("REMOTE_ADDR", "")
+
+
+def user_payload(user) -> dict:
+    return {"id": user.pk, "phone": user.phone}
+
+
+@never_cache
+@ensure_csrf_cookie
+@api_view("GET")
+def csrf(request):
+    return JsonResponse({"csrf_token": get_token(request)})
+
+
+@api_view("POST")
+def request_code(request):
+    data = json_body(request, "phone")
+    try:
+        services.sms_code_request(
+            phone=data["phone"], ip=client_ip(request), path=request.path, sender=request_code
+        )
+    except services.InvalidPhone:
+        raise ApiError(400, "invalid_phone", detail="use E.164, e.g. +15551234567") from None
+    except services.RateLimited as limited:
+        response = JsonResponse(
+            {"error": "rate_limited", "retry_after": limited.retry_after}, status=429
+        )
+        response["Retry-After"] = str(limited.retry_after)
+        return response
+    return JsonResponse({"sent": True, "expires_in": settings.SMS_CODE_TTL}, status=202)
+
+
+@api_view("POST")
+def api_login(request):
+    data = json_body(request, "phone", "code")
+    try:
+        user = services.sms_code_login(phone=data["phone"], code=data["code"])
+    except services.InvalidPhone:
+        raise ApiError(400, "invalid_phone", detail="use E.164, e.g. +15551234567") from None
+    except services.WrongCode as wrong:
+        raise ApiError(400, "wrong_code", attempts_left=wrong.attempts_left) from None
+    except services.DeadCode:
+        raise ApiError(403, "code_expired", detail="request a new code") from None
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return JsonResponse({"user": user_payload(user)})
+
+
+@api_view("POST")
+def api_logout(request):
+    logout(request)
+    return HttpResponse(status=204)
+
+
+@never_cache
+@api_view("GET")
+def me(request):
+    if not request.user.is_authenticated:
+        raise ApiError(401, "not_authenticated")
+    return JsonResponse({"user": user_payload(request.user)})
+
+
+def login_page(request):
+    """Two steps on one page: send a code, then type it; redirect to ``next`` when right."""
+    next_url = request.POST.get("next") or request.GET.get("next") or "/sales/"
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+        next_url = "/sales/"
+    phone_form, code_form = PhoneForm(), None
+    if request.method == "POST" and request.POST.get("step") == "code":
+        code_form = CodeForm(request.POST)
+        if code_form.is_valid():
+            try:
+                user = services.sms_code_login(**code_form.cleaned_data)
+            except services.WrongCode as wrong:
+                code_form.add_error("code", f"Wrong code: {wrong.attempts_left} tries left.")
+            except (services.DeadCode, services.InvalidPhone):
+                code_form.add_error("code", "This code is no longer valid: request a new one.")
+            else:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                return HttpResponseRedirect(next_url)
+    elif request.method == "POST":
+        phone_form = PhoneForm(request.POST)
+        if phone_form.is_valid():
+            try:
+                phone = services.sms_code_request(
+                    phone=phone_form.cleaned_data["phone"], ip=client_ip(request),
+                    path=request.path, sender=login_page,
+                )
+            except services.RateLimited as limited:
+                phone_form.add_error(
+                    "phone", f"Too many codes: try again in {limited.retry_after} s."
+                )
+            else:
+                code_form = CodeForm(initial={"phone": phone})
+    elif request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    context = {"phone_form": phone_form, "code_form": code_form, "next": next_url}
+    return TemplateResponse(request, "accounts/login.html", context)

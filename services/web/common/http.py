@@ -1,0 +1,111 @@
+"""JSON API plumbing: one error shape, body parsing with limits, method checks."""
+
+import functools
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponseNotAllowed, JsonResponse
+from django.views.csrf import csrf_failure as django_csrf_failure
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, **extra):
+        super().__init__(error)
+        self.status, self.error, self.extra = status, error, extra
+
+
+def json_error(status: int, error: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": error, **extra}, status=status)
+
+
+def api_view(*methods: str):
+    """Allow only ``methods`` (405 with a JSON body otherwise) and turn ApiError into JSON."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                return HttpResponseNotAllowed(
+                    methods,
+                    content=json.dumps({"error": "method_not_allowed", "allowed": list(methods)}),
+                    content_type="application/json",
+                )
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return json_error(exc.status, exc.error, **exc.extra)
+
+        return wrapper
+
+    return decorator
+
+
+def json_body(request, *fields: str) -> dict:
+    """The request's JSON object with ``fields`` present as strings, or an ApiError."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError(400, "bad_content_length") from None
+    if length > settings.API_MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", max_bytes=settings.API_MAX_BODY_BYTES)
+    try:
+        data = json.loads(request.body or b"null")
+    except RequestDataTooBig:
+        raise ApiError(413, "body_too_large", max_bytes=settings.API_MAX_BODY_BYTES) from None
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", detail="expected a JSON object")
+    missing = [f for f in fields if f not in data]
+    if missing:
+        raise ApiError(400, "missing_fields", fields=missing)
+    wrong = [f for f in fields if not isinstance(data[f], str)]
+    if wrong:
+        raise ApiError(400, "wrong_type", fields=wrong, expected="string")
+    return data
+
+
+def page_number(request) -> int:
+    raw = request.GET.get("page", "1")
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_page", detail="page must be a positive integer") from None
+    if number < 1:
+        raise ApiError(400, "invalid_page", detail="page must be a positive integer")
+    return number
+
+
+def page_payload(page) -> dict:
+    return {
+        "number": page.number,
+        "num_pages": page.paginator.num_pages,
+        "count": page.paginator.count,
+        "has_previous": page.has_previous(),
+        "has_next": page.has_next(),
+        "previous_page_number": page.previous_page_number() if page.has_previous() else None,
+        "next_page_number": page.next_page_number() if page.has_next() else None,
+    }
+
+
+def csrf_failure(request, reason=""):
+    if request.path.startswith("/api/"):
+        return json_error(403, "csrf_failed", detail=reason)
+    return django_csrf_failure(request, reason=reason)
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_error(404, "not_found")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def bad_request(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_error(400, "bad_request")
+    from django.views.defaults import bad_request as django_bad_request
+
+    return django_bad_request(request, exception)

@@ -1,0 +1,137 @@
+"""Settings shared by every environment. Every value comes from the environment (12-factor)."""
+
+from pathlib import Path
+
+import environ
+
+from .caches import cache_config
+
+BASE_DIR = Path(__file__).resolve().parents[2]  # services/web
+env = environ.Env()
+
+SECRET_KEY = env("SECRET_KEY", default="")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_results",
+    "qbuy_core",
+    "accounts",
+    "sales",
+    "orders",
+]
+
+MIDDLEWARE = [
+    # qbuy_core.middleware explains this order.
+    "qbuy_core.middleware.RequestMetaMiddleware",
+    "qbuy_core.middleware.PathCacheMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/qbuy")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Caches: one alias per purpose, each with its own failure policy (STYLE.md).
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHE_URL = env("CACHE_URL", default="locmemcache://")
+CACHES = {
+    # The selectable strategy (dummy, locmem, file, db, pymemcache, pylibmc, redis).
+    "default": cache_config(CACHE_URL),
+    # Rendered pages: losing them costs a render, so Redis errors are ignored.
+    "html": cache_config(env("HTML_CACHE_URL", default=CACHE_URL), key_prefix="html",
+                         ignore_exceptions=True),
+    # Sessions and SMS codes must be shared by every web process and never silently lost.
+    "sessions": cache_config(env("SESSION_CACHE_URL", default=REDIS_URL), key_prefix="sess"),
+    "codes": cache_config(env("CODES_CACHE_URL", default=REDIS_URL), key_prefix="codes"),
+}
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = env("SESSION_CACHE_ALIAS", default="sessions")
+SESSION_COOKIE_NAME = "SESSION_ID"
+SESSION_COOKIE_PATH = "/"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+QBUY_PAGE_CACHE = {
+    "ALIAS": "html",
+    "TIMEOUT": env.int("PAGE_CACHE_TIMEOUT", default=60),
+    "PATHS": [r"^/sales/\d+/$"],
+}
+SALE_LIST_CACHE_TIMEOUT = 10
+SALES_PER_PAGE = env.int("SALES_PER_PAGE", default=20)
+
+# SMS login. Every limit is a setting so load tests from one address can raise them.
+SMS_BACKEND = env("SMS_BACKEND", default="console")
+SMS_FILE_PATH = env("SMS_FILE_PATH", default="")
+SMS_CODE_CACHE = "codes"
+SMS_CODE_LENGTH = env.int("SMS_CODE_LENGTH", default=6)
+SMS_CODE_TTL = env.int("SMS_CODE_TTL", default=300)
+SMS_CODE_MAX_ATTEMPTS = env.int("SMS_CODE_MAX_ATTEMPTS", default=5)
+SMS_PHONE_INTERVAL = env.int("SMS_PHONE_INTERVAL", default=60)
+SMS_IP_HOURLY_LIMIT = env.int("SMS_IP_HOURLY_LIMIT", default=20)
+# The META key holding the client address; set to HTTP_X_REAL_IP only behind a trusted proxy.
+CLIENT_IP_META = env("CLIENT_IP_META", default="REMOTE_ADDR")
+
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=16 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+CSRF_FAILURE_VIEW = "common.http.csrf_failure"
+
+# Celery: everything under the CELERY_ namespace (config/celery_app.py).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="django-db")
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

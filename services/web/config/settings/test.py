@@ -1,0 +1,9 @@
+"""Tests: the servers come from tests/servers.py through the environment."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = env("SECRET_KEY", default="test-only-not-secret-5b2e9a7c1d3f4e6a8b0c")
+SMS_BACKEND = "locmem"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = False

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as accounts_views
+from accounts.urls import api_urlpatterns as auth_api
+from sales import views as sales_views
+
+handler400 = "common.http.bad_request"
+handler404 = "common.http.not_found"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("login/", accounts_views.login_page, name="login"),
+    path("sales/", sales_views.sale_list, name="sale-list"),
+    path("sales/<int:pk>/", sales_views.sale_detail, name="sale-detail"),
+    path("api/auth/", include((auth_api, "auth"))),
+    path("api/sales/", sales_views.api_sale_list, name="api-sale-list"),
+    path("api/sales/<int:pk>", sales_views.api_sale_detail, name="api-sale-detail"),
+]

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+from django.core.cache import caches
+from qbuy_core import sms
+
+from accounts.models import User
+from sales import services as sale_services
+
+
+@pytest.fixture(autouse=True)
+def _clean_caches_and_outbox():
+    """Every test starts with empty caches and SMS outbox (the servers live for the session)."""
+    yield
+    sms.outbox.clear()
+    for alias in caches.settings:
+        cache = caches[alias]
+        try:
+            cache.clear()
+        except Exception:  # noqa: BLE001 - a db cache whose table a test did not create
+            pass
+
+
+@pytest.fixture
+def api(client):
+    """The Django test client, speaking JSON."""
+
+    class Api:
+        def __init__(self, c):
+            self.client = c
+
+        def get(self, path, **kw):
+            return self.client.get(path, **kw)
+
+        def post(self, path, data=None, **kw):
+            body = data if isinstance(data, (str, bytes)) else json.dumps(data or {})
+            return self.client.post(path, body, content_type="application/json", **kw)
+
+    return Api(client)
+
+
+@pytest.fixture
+def make_sale(db):
+    def make(**kw):
+        kw.setdefault("name", "Kettle")
+        kw.setdefault("stock", 10)
+        return sale_services.sale_create(**kw)
+
+    return make
+
+
+@pytest.fixture
+def buyer(db):
+    return User.objects.create_user("+15550000001")

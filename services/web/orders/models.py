@@ -1,0 +1,50 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        FAILED = "failed"
+
+    # The reservation token from the Redis gate: the idempotency key of the order task.
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sale = models.ForeignKey("sales.Sale", on_delete=models.PROTECT, related_name="orders")
+    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    quantity = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # The last line against a buyer ordering twice, whatever the Redis gate did.
+            models.UniqueConstraint(fields=["sale", "buyer"], name="order_one_per_buyer_per_sale"),
+            models.CheckConstraint(condition=models.Q(quantity__gte=1), name="order_quantity_gte_1"),
+        ]
+
+    def __str__(self):
+        return f"{self.token} ({self.status})"
+
+
+class OrderDeletion(models.Model):
+    """Audit trail: who bought what, kept after an order is deleted (e.g. in the admin)."""
+
+    token = models.UUIDField()
+    sale_id_at_deletion = models.BigIntegerField()
+    buyer_phone = models.CharField(max_length=16)
+    status = models.CharField(max_length=16)
+    quantity = models.PositiveSmallIntegerField()
+    ordered_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self):
+        return f"{self.token} deleted {self.deleted_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,121 @@
+"""Throwaway Postgres, Redis and memcached on free loopback ports (tests, ``make local``).
+
+Each server lives in its own temporary folder and is stopped (and the folder removed) by
+``stop()``. Postgres refuses to run as root, so as root it runs as the ``postgres`` user.
+"""
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from mirakuru import TCPExecutor
+from port_for import get_port
+
+HOST = "127.0.0.1"
+
+
+def _which(name: str, *extra_dirs: str) -> str:
+    found = shutil.which(name, path=os.pathsep.join([*extra_dirs, os.environ.get("PATH", "")]))
+    if not found:
+        raise RuntimeError(f"{name} not found: run `make deps` (Debian packages) first")
+    return found
+
+
+def _pg_bindir() -> str:
+    # Debian keeps the server binaries off PATH, one folder per major version.
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[4]))
+    return candidates[-1] if candidates else ""
+
+
+class Server:
+    name = "server"
+
+    def __init__(self):
+        self.port = get_port(None)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"qbuy-{self.name}-"))
+        self.executor = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Work needed before the first start (initdb)."""
+
+    def start(self):
+        self.prepare()
+        self.executor = TCPExecutor(
+            self.command(), host=HOST, port=self.port, timeout=60, stop_signal=signal.SIGINT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.executor.start()
+        return self
+
+    def stop(self) -> None:
+        if self.executor is not None:
+            self.executor.stop()
+            self.executor = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Redis(Server):
+    name = "redis"
+
+    def command(self):
+        return [
+            _which("redis-server"), "--port", str(self.port), "--bind", HOST, "--save", "",
+            "--appendonly", "no", "--dir", str(self.dir),
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+
+class Memcached(Server):
+    name = "memcached"
+
+    def command(self):
+        cmd = [_which("memcached", "/usr/bin"), "-l", HOST, "-p", str(self.port), "-U", "0", "-m", "64"]
+        return cmd + (["-u", "nobody"] if os.geteuid() == 0 else [])
+
+    @property
+    def location(self) -> str:
+        return f"{HOST}:{self.port}"
+
+
+class Postgres(Server):
+    name = "postgres"
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def prepare(self):
+        if (self.dir / "data").exists():
+            return
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, user="postgres")
+        bindir = _pg_bindir()
+        subprocess.run(
+            self._as_owner([
+                _which("initdb", bindir), "-D", str(self.dir / "data"), "-U", "postgres",
+                "--auth=trust", "-E", "UTF8", "--no-sync",
+            ]),
+            check=True, capture_output=True,
+        )
+
+    def command(self):
+        # Durability settings off: a throwaway test database trades crash safety for speed.
+        return self._as_owner([
+            _which("postgres", _pg_bindir()), "-D", str(self.dir / "data"), "-p", str(self.port),
+            "-k", str(self.dir), "-c", f"listen_addresses={HOST}", "-c", "fsync=off",
+            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=300",
+        ])
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@{HOST}:{self.port}/postgres"
