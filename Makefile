@@ -21,7 +21,7 @@ $(STAMP): requirements/base.txt requirements/dev.txt packages/qbuy-core/pyprojec
 
 venv: $(STAMP)
 
-test: deps venv
+test: deps venv lint
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: venv

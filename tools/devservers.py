@@ -48,8 +48,13 @@ class Server:
     def start(self):
         self.prepare()
         self.executor = TCPExecutor(
-            self.command(), host=HOST, port=self.port, timeout=60, stop_signal=signal.SIGINT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.command(),
+            host=HOST,
+            port=self.port,
+            timeout=60,
+            stop_signal=signal.SIGINT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.executor.start()
         return self
@@ -66,8 +71,17 @@ class Redis(Server):
 
     def command(self):
         return [
-            _which("redis-server"), "--port", str(self.port), "--bind", HOST, "--save", "",
-            "--appendonly", "no", "--dir", str(self.dir),
+            _which("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
         ]
 
     @property
@@ -79,7 +93,17 @@ class Memcached(Server):
     name = "memcached"
 
     def command(self):
-        cmd = [_which("memcached", "/usr/bin"), "-l", HOST, "-p", str(self.port), "-U", "0", "-m", "64"]
+        cmd = [
+            _which("memcached", "/usr/bin"),
+            "-l",
+            HOST,
+            "-p",
+            str(self.port),
+            "-U",
+            "0",
+            "-m",
+            "64",
+        ]
         return cmd + (["-u", "nobody"] if os.geteuid() == 0 else [])
 
     @property
@@ -100,21 +124,46 @@ class Postgres(Server):
             shutil.chown(self.dir, user="postgres")
         bindir = _pg_bindir()
         subprocess.run(
-            self._as_owner([
-                _which("initdb", bindir), "-D", str(self.dir / "data"), "-U", "postgres",
-                "--auth=trust", "-E", "UTF8", "--no-sync",
-            ]),
-            check=True, capture_output=True,
+            self._as_owner(
+                [
+                    _which("initdb", bindir),
+                    "-D",
+                    str(self.dir / "data"),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
 
     def command(self):
         # Durability settings off: a throwaway test database trades crash safety for speed.
-        return self._as_owner([
-            _which("postgres", _pg_bindir()), "-D", str(self.dir / "data"), "-p", str(self.port),
-            "-k", str(self.dir), "-c", f"listen_addresses={HOST}", "-c", "fsync=off",
-            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=300",
-        ])
+        return self._as_owner(
+            [
+                _which("postgres", _pg_bindir()),
+                "-D",
+                str(self.dir / "data"),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.dir),
+                "-c",
+                f"listen_addresses={HOST}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ]
+        )
 
     @property
     def url(self) -> str:

@@ -73,8 +73,9 @@ CACHES = {
     # The selectable strategy (dummy, locmem, file, db, pymemcache, pylibmc, redis).
     "default": cache_config(CACHE_URL),
     # Rendered pages: losing them costs a render, so Redis errors are ignored.
-    "html": cache_config(env("HTML_CACHE_URL", default=CACHE_URL), key_prefix="html",
-                         ignore_exceptions=True),
+    "html": cache_config(
+        env("HTML_CACHE_URL", default=CACHE_URL), key_prefix="html", ignore_exceptions=True
+    ),
     # Sessions and SMS codes must be shared by every web process and never silently lost.
     "sessions": cache_config(env("SESSION_CACHE_URL", default=REDIS_URL), key_prefix="sess"),
     "codes": cache_config(env("CODES_CACHE_URL", default=REDIS_URL), key_prefix="codes"),
