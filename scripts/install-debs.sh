@@ -13,6 +13,7 @@ need memcached test -x /usr/bin/memcached
 need nginx-light test -x /usr/sbin/nginx
 need postgresql sh -c 'ls /usr/lib/postgresql/*/bin/postgres'
 need libmemcached-dev test -f /usr/include/libmemcached/memcached.h
+need chromium test -x /usr/bin/chromium
 
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

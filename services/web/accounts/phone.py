@@ -1,7 +1,8 @@
 import re
 
 # E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII: without it \d also accepts other scripts' digits (e.g. Arabic-Indic), unlike E.164.
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$", re.ASCII)
 _SEPARATORS = re.compile(r"[\s().-]")
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.cache import caches
 from django.db import transaction
+
 from qbuy_core import code_store
 from qbuy_core.signals import sms_code_issued
 
@@ -73,7 +74,10 @@ def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
 
 @transaction.atomic
 def sms_code_login(*, phone: str, code: str) -> User:
-    """The user for a right code (created on first login). Raises InvalidPhone/WrongCode/DeadCode."""
+    """The user for a right code (created on first login).
+
+    Raises InvalidPhone, WrongCode or DeadCode.
+    """
     normalized = normalize_phone(phone)
     if normalized is None:
         raise InvalidPhone(phone)
@@ -83,7 +87,8 @@ def sms_code_login(*, phone: str, code: str) -> User:
     if verdict is code_store.Verdict.WRONG:
         raise WrongCode(attempts_left=left)
     user, _ = User.objects.get_or_create(
-        phone=normalized, defaults={"password": make_password(None)}  # unusable: SMS only
+        phone=normalized,
+        defaults={"password": make_password(None)},  # unusable: SMS only
     )
     if not user.is_active:
         raise DeadCode()

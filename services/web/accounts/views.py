@@ -98,8 +98,10 @@ def login_page(request):
         if phone_form.is_valid():
             try:
                 phone = services.sms_code_request(
-                    phone=phone_form.cleaned_data["phone"], ip=client_ip(request),
-                    path=request.path, sender=login_page,
+                    phone=phone_form.cleaned_data["phone"],
+                    ip=client_ip(request),
+                    path=request.path,
+                    sender=login_page,
                 )
             except services.RateLimited as limited:
                 phone_form.add_error(

@@ -43,6 +43,31 @@ def api_view(*methods: str):
 
 def json_body(request, *fields: str) -> dict:
     """The request's JSON object with ``fields`` present as strings, or an ApiError."""
+    data = _json_object(request)
+    missing = [f for f in fields if f not in data]
+    if missing:
+        raise ApiError(400, "missing_fields", fields=missing)
+    wrong = [f for f in fields if not isinstance(data[f], str)]
+    if wrong:
+        raise ApiError(400, "wrong_type", fields=wrong, expected="string")
+    return data
+
+
+def json_body_optional(request) -> dict:
+    """Like json_body, but an empty body is an empty object."""
+    if not request.META.get("CONTENT_LENGTH") and not request.META.get("CONTENT_TYPE"):
+        return {}
+    return _json_object(request)
+
+
+def _json_object(request) -> dict:
+    if not request.META.get("CONTENT_LENGTH") and not request.META.get("CONTENT_TYPE"):
+        raise ApiError(400, "invalid_json", detail="empty body")
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        # Checked before the body is read: CsrfViewMiddleware may already have consumed a
+        # multipart stream through request.POST, and request.body would then raise.
+        raise ApiError(415, "unsupported_media_type", expected="application/json")
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -53,16 +78,11 @@ def json_body(request, *fields: str) -> dict:
         data = json.loads(request.body or b"null")
     except RequestDataTooBig:
         raise ApiError(413, "body_too_large", max_bytes=settings.API_MAX_BODY_BYTES) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a small body can nest deeper than the parser's stack.
         raise ApiError(400, "invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", detail="expected a JSON object")
-    missing = [f for f in fields if f not in data]
-    if missing:
-        raise ApiError(400, "missing_fields", fields=missing)
-    wrong = [f for f in fields if not isinstance(data[f], str)]
-    if wrong:
-        raise ApiError(400, "wrong_type", fields=wrong, expected="string")
     return data
 
 

@@ -13,7 +13,9 @@ class Order(models.Model):
     # The reservation token from the Redis gate: the idempotency key of the order task.
     token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     sale = models.ForeignKey("sales.Sale", on_delete=models.PROTECT, related_name="orders")
-    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
     quantity = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=64, blank=True)
@@ -25,7 +27,9 @@ class Order(models.Model):
         constraints = [
             # The last line against a buyer ordering twice, whatever the Redis gate did.
             models.UniqueConstraint(fields=["sale", "buyer"], name="order_one_per_buyer_per_sale"),
-            models.CheckConstraint(condition=models.Q(quantity__gte=1), name="order_quantity_gte_1"),
+            models.CheckConstraint(
+                condition=models.Q(quantity__gte=1), name="order_quantity_gte_1"
+            ),
         ]
 
     def __str__(self):

@@ -11,7 +11,15 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(Sale)
 class SaleAdmin(admin.ModelAdmin):
-    list_display = ("name", "product", "starts_at", "ends_at", "stock", "remaining", "per_buyer_limit")
+    list_display = (
+        "name",
+        "product",
+        "starts_at",
+        "ends_at",
+        "stock",
+        "remaining",
+        "per_buyer_limit",
+    )
     list_filter = ("starts_at",)
     search_fields = ("name", "product__name")
     list_select_related = ("product",)

@@ -30,9 +30,12 @@ class Sale(models.Model):
         ordering = ["starts_at", "pk"]
         constraints = [
             # The last line against oversell: no code path can take stock below zero.
-            models.CheckConstraint(condition=models.Q(remaining__gte=0), name="sale_remaining_gte_0"),
             models.CheckConstraint(
-                condition=models.Q(remaining__lte=models.F("stock")), name="sale_remaining_lte_stock"
+                condition=models.Q(remaining__gte=0), name="sale_remaining_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(remaining__lte=models.F("stock")),
+                name="sale_remaining_lte_stock",
             ),
             models.CheckConstraint(
                 condition=models.Q(ends_at__gt=models.F("starts_at")), name="sale_ends_after_start"

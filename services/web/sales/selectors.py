@@ -14,7 +14,11 @@ def sale_payload(sale: Sale) -> dict:
     return {
         "id": sale.pk,
         "name": sale.name,
-        "product": {"id": sale.product_id, "name": sale.product.name, "price": str(sale.product.price)},
+        "product": {
+            "id": sale.product_id,
+            "name": sale.product.name,
+            "price": str(sale.product.price),
+        },
         "starts_at": sale.starts_at.isoformat(),
         "ends_at": sale.ends_at.isoformat(),
         "stock": sale.stock,

@@ -9,8 +9,14 @@ from .models import Product, Sale
 
 @transaction.atomic
 def sale_create(
-    *, name: str, stock: int, starts_in: int = 0, duration: int = 3600, per_buyer_limit: int = 1,
-    product: Product | None = None, price: Decimal = Decimal("9.99"),
+    *,
+    name: str,
+    stock: int,
+    starts_in: int = 0,
+    duration: int = 3600,
+    per_buyer_limit: int = 1,
+    product: Product | None = None,
+    price: Decimal = Decimal("9.99"),
 ) -> Sale:
     if stock < 0:
         raise ValueError("stock must be >= 0")
@@ -22,6 +28,11 @@ def sale_create(
         product = Product.objects.create(name=name, price=price)
     starts_at = timezone.now() + timedelta(seconds=starts_in)
     return Sale.objects.create(
-        name=name, product=product, stock=stock, remaining=stock, per_buyer_limit=per_buyer_limit,
-        starts_at=starts_at, ends_at=starts_at + timedelta(seconds=duration),
+        name=name,
+        product=product,
+        stock=stock,
+        remaining=stock,
+        per_buyer_limit=per_buyer_limit,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(seconds=duration),
     )

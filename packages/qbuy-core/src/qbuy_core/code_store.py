@@ -49,7 +49,9 @@ def check(*, phone: str, code: str) -> tuple[Verdict, int]:
     if tries > max_tries:
         cache.delete(code_key)
         return Verdict.DEAD, 0
-    if hmac.compare_digest(str(stored).encode(), code.encode()):
+    # surrogatepass: a JSON body can carry a lone surrogate ("\ud800"), which plain encode()
+    # rejects with UnicodeEncodeError; it is just a wrong code.
+    if hmac.compare_digest(str(stored).encode(), code.encode("utf-8", "surrogatepass")):
         if not cache.delete(code_key):
             return Verdict.DEAD, 0  # another request used it first
         cache.delete(tries_key)

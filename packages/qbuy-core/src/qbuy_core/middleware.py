@@ -25,7 +25,9 @@ from . import page_cache
 logger = logging.getLogger("qbuy.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# fullmatch, not match with ^...$: "$" also matches before a trailing newline, and a newline in
+# a header value makes Django raise BadHeaderError (a 500 for any request sending "id\n").
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestMetaMiddleware(MiddlewareMixin):
@@ -34,7 +36,7 @@ class RequestMetaMiddleware(MiddlewareMixin):
     def process_request(self, request):
         # Reuse the id nginx or the client gave, if it is a sane token, so logs line up.
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        request.request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        request.request_id = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
         request.started_at = time.perf_counter()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
@@ -44,7 +46,8 @@ class RequestMetaMiddleware(MiddlewareMixin):
         if not request.path.startswith("/api/"):
             return None  # pages keep Django's own 500 handling
         logger.exception(
-            "unhandled error in %s", getattr(request, "view_name", request.path),
+            "unhandled error in %s",
+            getattr(request, "view_name", request.path),
             extra={"request_id": getattr(request, "request_id", "")},
         )
         return JsonResponse(
@@ -53,6 +56,10 @@ class RequestMetaMiddleware(MiddlewareMixin):
         )
 
     def process_template_response(self, request, response):
+        # A TemplateResponse restored by @cache_page is already rendered and was pickled
+        # without its context_data: nothing left to add to.
+        if response.is_rendered:
+            return response
         if response.context_data is None:
             response.context_data = {}
         response.context_data.setdefault("request_id", getattr(request, "request_id", ""))

@@ -1,5 +1,6 @@
 """Thin signal receivers: each hands its work to one module function."""
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -19,5 +20,9 @@ def store_and_send_code(sender, *, phone, code, **kwargs):
 def drop_cached_pages(sender, instance, **kwargs):
     """Models that appear on cached pages say which with a ``cached_paths()`` method."""
     cached_paths = getattr(instance, "cached_paths", None)
-    if cached_paths is not None:
-        page_cache.drop(cached_paths())
+    if cached_paths is None:
+        return
+    paths = cached_paths()
+    page_cache.drop(paths)
+    # Again after commit: a request between the two could have cached the old row again.
+    transaction.on_commit(lambda: page_cache.drop(paths), robust=True)

@@ -18,8 +18,11 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         try:
             sale = services.sale_create(
-                name=opts["name"], stock=opts["stock"], starts_in=opts["starts_in"],
-                duration=opts["duration"], per_buyer_limit=opts["per_buyer_limit"],
+                name=opts["name"],
+                stock=opts["stock"],
+                starts_in=opts["starts_in"],
+                duration=opts["duration"],
+                per_buyer_limit=opts["per_buyer_limit"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

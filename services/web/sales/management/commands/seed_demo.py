@@ -21,13 +21,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         rng = random.Random(opts["seed"])
-        for _ in tqdm(range(opts["sales"]), desc="sales", file=sys.stderr, disable=opts["verbosity"] == 0):
+        for _ in tqdm(
+            range(opts["sales"]), desc="sales", file=sys.stderr, disable=opts["verbosity"] == 0
+        ):
             name = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}"
             product = Product.objects.create(
                 name=name, price=Decimal(rng.randrange(500, 50000)) / 100
             )
             services.sale_create(
-                name=f"{name} flash sale", product=product, stock=rng.choice([10, 50, 100, 500]),
-                starts_in=rng.randrange(-3600, 7200), duration=rng.choice([600, 3600, 86400]),
+                name=f"{name} flash sale",
+                product=product,
+                stock=rng.choice([10, 50, 100, 500]),
+                starts_in=rng.randrange(-3600, 7200),
+                duration=rng.choice([600, 3600, 86400]),
             )
         self.stdout.write(self.style.SUCCESS(f"Created {opts['sales']} sales."))

@@ -1,0 +1,203 @@
+"""The /login/ page: step 1 sends a code to a phone, step 2 logs in with it."""
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.http import HttpResponseRedirect
+
+from qbuy_core import code_store, sms
+
+PHONE = "+15551234567"
+
+User = get_user_model()
+
+pytestmark = pytest.mark.django_db
+
+
+def send_code(client, phone=PHONE, **data):
+    r = client.post("/login/", {"step": "phone", "phone": phone, **data})
+    assert r.status_code == 200
+    return r
+
+
+def enter_code(client, code, phone=PHONE, **data):
+    return client.post("/login/", {"step": "code", "phone": phone, "code": code, **data})
+
+
+def logged_in_user_id(client):
+    return client.session.get("_auth_user_id")
+
+
+def test_get_renders_the_phone_form(client):
+    r = client.get("/login/")
+
+    assert r.status_code == 200
+    assert "accounts/login.html" in [t.name for t in r.templates]
+    assert r.context["code_form"] is None
+    assert r.context["next"] == "/sales/"
+    html = r.content.decode()
+    assert '<input type="hidden" name="step" value="phone">' in html
+    assert 'name="phone"' in html
+    assert 'name="code"' not in html
+    assert '<input type="hidden" name="next" value="/sales/">' in html
+
+
+def test_get_keeps_a_local_next(client):
+    r = client.get("/login/", {"next": "/sales/7/"})
+
+    assert r.context["next"] == "/sales/7/"
+    assert '<input type="hidden" name="next" value="/sales/7/">' in r.content.decode()
+
+
+@pytest.mark.parametrize("phone", ["12345", "+0123456789", "call me", ""])
+def test_bad_phone_shows_a_form_error(client, phone):
+    r = send_code(client, phone)
+
+    assert r.context["code_form"] is None
+    assert "phone" in r.context["phone_form"].errors
+    html = r.content.decode()
+    assert 'class="errorlist"' in html
+    assert 'name="code"' not in html
+    assert sms.outbox == []
+
+
+def test_bad_phone_error_text(client):
+    r = send_code(client, "12345")
+
+    assert "Enter a phone number like +15551234567." in r.content.decode()
+
+
+def test_valid_phone_sends_a_code_and_shows_the_code_form(client, settings):
+    assert settings.SMS_BACKEND == "locmem"
+
+    r = send_code(client, "+1 (555) 123-4567")
+
+    assert len(sms.outbox) == 1
+    assert sms.outbox[0]["phone"] == PHONE
+    code_form = r.context["code_form"]
+    assert code_form is not None
+    assert code_form.initial == {"phone": PHONE}
+    html = r.content.decode()
+    assert '<input type="hidden" name="step" value="code">' in html
+    assert 'name="code"' in html
+    assert f'value="{PHONE}"' in html
+
+
+def test_second_code_within_interval_shows_rate_limit_error(client):
+    send_code(client)
+
+    r = send_code(client)
+
+    assert r.context["code_form"] is None
+    assert "Too many codes: try again in" in r.content.decode()
+    assert len(sms.outbox) == 1
+
+
+def test_right_code_logs_in_and_redirects_to_sales(client):
+    send_code(client)
+
+    r = enter_code(client, sms.outbox[0]["code"])
+
+    assert r.status_code == 302
+    assert isinstance(r, HttpResponseRedirect)
+    assert r.url == "/sales/"
+    user = User.objects.get(phone=PHONE)
+    assert logged_in_user_id(client) == str(user.pk)
+    assert django_settings.SESSION_COOKIE_NAME in r.cookies
+    assert client.get("/api/auth/me").json() == {"user": {"id": user.pk, "phone": PHONE}}
+
+
+def test_right_code_redirects_to_next(client):
+    send_code(client, next="/sales/7/")
+
+    r = enter_code(client, sms.outbox[0]["code"], next="/sales/7/")
+
+    assert r.status_code == 302
+    assert r.url == "/sales/7/"
+
+
+def test_next_from_the_query_string_survives_both_steps(client):
+    r = client.post("/login/?next=/sales/3/", {"step": "phone", "phone": PHONE})
+    assert '<input type="hidden" name="next" value="/sales/3/">' in r.content.decode()
+
+    r = enter_code(client, sms.outbox[0]["code"], next="/sales/3/")
+
+    assert r.url == "/sales/3/"
+
+
+def test_wrong_code_shows_tries_left(client):
+    send_code(client)
+    code = sms.outbox[0]["code"]
+    wrong = "".join("1" if c == "0" else "0" for c in code)
+
+    r = enter_code(client, wrong)
+
+    assert r.status_code == 200
+    assert "Wrong code: 4 tries left." in r.content.decode()
+    assert r.context["code_form"].errors["code"] == ["Wrong code: 4 tries left."]
+    assert logged_in_user_id(client) is None
+    # The right code still works afterwards.
+    assert enter_code(client, code).status_code == 302
+
+
+def test_dead_code_shows_request_a_new_one(client):
+    r = enter_code(client, "123456")
+
+    assert r.status_code == 200
+    assert "This code is no longer valid: request a new one." in r.content.decode()
+    assert logged_in_user_id(client) is None
+    assert not User.objects.exists()
+
+
+def test_used_code_cannot_log_in_again(client):
+    send_code(client)
+    code = sms.outbox[0]["code"]
+    assert enter_code(client, code).status_code == 302
+    client.logout()
+
+    r = enter_code(client, code)
+
+    assert r.status_code == 200
+    assert "no longer valid" in r.content.decode()
+    assert logged_in_user_id(client) is None
+
+
+def test_code_step_with_missing_code_shows_field_error(client):
+    code_store.save(phone=PHONE, code="123456")
+
+    r = client.post("/login/", {"step": "code", "phone": PHONE})
+
+    assert r.status_code == 200
+    assert "code" in r.context["code_form"].errors
+    assert logged_in_user_id(client) is None
+    # Not a guess: the code keeps all its tries and still works.
+    assert enter_code(client, "123456").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "https://evil.example/",
+        "http://evil.example/sales/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "javascript:alert(1)",
+    ],
+)
+def test_off_site_next_is_replaced_by_sales(client, next_url):
+    r = client.get("/login/", {"next": next_url})
+    assert r.context["next"] == "/sales/"
+
+    send_code(client, next=next_url)
+    r = enter_code(client, sms.outbox[0]["code"], next=next_url)
+
+    assert r.status_code == 302
+    assert r.url == "/sales/"
+    assert logged_in_user_id(client) is not None
+
+
+def test_other_methods_are_405(client):
+    r = client.put("/login/")
+
+    assert r.status_code == 405
+    assert r["Allow"] == "GET, POST"

@@ -1,0 +1,439 @@
+"""qbuy_core.middleware: PathCacheMiddleware and RequestMetaMiddleware.
+
+The page cache (``html`` alias) is the test settings' locmem cache; the views under /cached/ in
+tests/urls_middleware.py are added to ``QBUY_PAGE_CACHE["PATHS"]`` by the ``cached_paths``
+fixture.
+"""
+
+import logging
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, RequestFactory
+from django.utils import timezone
+
+from qbuy_core import page_cache
+from qbuy_core.middleware import PathCacheMiddleware
+from tests import urls_middleware
+
+URLS = pytest.mark.urls("tests.urls_middleware")
+UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
+
+
+@pytest.fixture(autouse=True)
+def cached_paths(settings):
+    urls_middleware.CALLS.clear()
+    settings.QBUY_PAGE_CACHE = {
+        **settings.QBUY_PAGE_CACHE,
+        "PATHS": [r"^/sales/\d+/$", r"^/cached/"],
+    }
+
+
+def _stored(path):
+    return caches["html"].get(page_cache.key(path))
+
+
+def _spy_reads(monkeypatch):
+    """Record every read method called on the page cache from now on."""
+    cache = caches["html"]
+    reads = []
+    for name in ("get", "get_many", "has_key", "get_or_set"):
+        original = getattr(cache, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            reads.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(cache, name, spy)
+    return reads
+
+
+# --- PathCacheMiddleware: what is cached -------------------------------------------------
+
+
+@URLS
+def test_configured_path_is_cached(client):
+    first = client.get("/cached/public/")
+    second = client.get("/cached/public/")
+    assert first["X-Page-Cache"] == "MISS"
+    assert second["X-Page-Cache"] == "HIT"
+    assert second.content == first.content == b"public render 1 GET "
+    assert urls_middleware.CALLS["public"] == 1
+    assert _stored("/cached/public/") is not None
+
+
+@URLS
+def test_path_outside_paths_is_not_cached(client):
+    first = client.get("/plain/")
+    second = client.get("/plain/")
+    assert "X-Page-Cache" not in first and "X-Page-Cache" not in second
+    assert second.content == b"plain render 2 GET "
+    assert urls_middleware.CALLS["plain"] == 2
+    assert _stored("/plain/") is None
+
+
+def test_sale_page_is_cached_but_sale_list_is_not_by_this_middleware(client, make_sale):
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    assert client.get(url)["X-Page-Cache"] == "MISS"
+    assert client.get(url)["X-Page-Cache"] == "HIT"
+    # The list uses @cache_page instead and is not in PATHS.
+    assert "X-Page-Cache" not in client.get("/sales/")
+    assert _stored("/sales/") is None
+
+
+@URLS
+def test_paths_are_regexes_matched_from_the_start(client, settings):
+    settings.QBUY_PAGE_CACHE = {**settings.QBUY_PAGE_CACHE, "PATHS": [r"public/$"]}
+    client.get("/cached/public/")
+    assert "X-Page-Cache" not in client.get("/cached/public/")
+    assert urls_middleware.CALLS["public"] == 2
+
+
+@URLS
+def test_head_is_served_from_cache_with_empty_body(client):
+    get = client.get("/cached/public/")
+    head = client.head("/cached/public/")
+    assert head.status_code == 200
+    assert head["X-Page-Cache"] == "HIT"
+    assert head.content == b""
+    assert head["Content-Type"] == get["Content-Type"]
+    assert head["Content-Length"] == str(len(get.content))
+    assert urls_middleware.CALLS["public"] == 1
+    # The HIT body came from the middleware, not from the client dropping a HEAD body.
+    direct = PathCacheMiddleware(lambda r: pytest.fail("a hit must not call the view"))
+    assert direct(RequestFactory().head("/cached/public/")).content == b""
+
+
+@URLS
+def test_head_miss_is_not_stored(client):
+    head = client.head("/cached/public/")
+    assert head.status_code == 200
+    assert "X-Page-Cache" not in head
+    assert _stored("/cached/public/") is None
+    assert client.get("/cached/public/")["X-Page-Cache"] == "MISS"
+
+
+@URLS
+def test_post_is_never_cached_nor_served_from_cache(client):
+    client.get("/cached/public/")  # stored
+    post = client.post("/cached/public/")
+    assert "X-Page-Cache" not in post
+    assert post.content == b"public render 2 POST "
+    assert client.post("/cached/public/").content == b"public render 3 POST "
+    # The stored GET page is untouched by the POSTs.
+    assert client.get("/cached/public/").content == b"public render 1 GET "
+
+
+@URLS
+def test_query_string_bypasses_the_cache(client):
+    client.get("/cached/public/")  # stored
+    with_query = client.get("/cached/public/?utm=x")
+    assert "X-Page-Cache" not in with_query
+    assert with_query.content == b"public render 2 GET "
+    assert "X-Page-Cache" not in client.get("/cached/public/?utm=x")
+    assert urls_middleware.CALLS["public"] == 3
+    assert client.get("/cached/public/")["X-Page-Cache"] == "HIT"
+
+
+@URLS
+def test_query_string_miss_does_not_poison_the_plain_path(client):
+    client.get("/cached/public/?variant=b")
+    assert _stored("/cached/public/") is None
+    assert client.get("/cached/public/")["X-Page-Cache"] == "MISS"
+
+
+def test_missing_sale_404_is_not_stored(client, db):
+    url = "/sales/987654321/"
+    assert client.get(url).status_code == 404
+    second = client.get(url)
+    assert second.status_code == 404
+    assert "X-Page-Cache" not in second
+    assert _stored(url) is None
+
+
+def test_ended_sale_410_is_not_stored(client, make_sale):
+    sale = make_sale(name="Over", starts_in=-7200, duration=3600)
+    url = f"/sales/{sale.pk}/"
+    first = client.get(url)
+    assert first.status_code == 410
+    assert b"This sale has ended." in first.content
+    assert "X-Page-Cache" not in client.get(url)
+    assert _stored(url) is None
+
+
+def test_sale_that_ends_while_cached_is_dropped_on_save(client, make_sale):
+    sale = make_sale(name="Short")
+    url = f"/sales/{sale.pk}/"
+    client.get(url)
+    sale.ends_at = timezone.now() - timedelta(seconds=1)
+    sale.starts_at = sale.ends_at - timedelta(hours=1)
+    sale.save()
+    assert client.get(url).status_code == 410
+
+
+@URLS
+@pytest.mark.parametrize(
+    ("path", "view"),
+    [
+        ("/cached/cookie/", "cookie"),
+        ("/cached/vary/", "vary"),
+        ("/cached/private/", "private"),
+        ("/cached/no-store/", "no-store"),
+        ("/cached/stream/", "stream"),
+    ],
+)
+def test_per_user_or_uncacheable_response_is_not_stored(client, path, view):
+    for _ in range(2):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "X-Page-Cache" not in response
+    assert urls_middleware.CALLS[view] == 2
+    assert _stored(path) is None
+
+
+@URLS
+def test_session_touching_view_is_not_stored(client):
+    first = client.get("/cached/visits/")
+    second = client.get("/cached/visits/")
+    assert first.content == b"visits: 1"
+    assert second.content == b"visits: 2"  # the visitor's own session, not a stored page
+    assert "Cookie" in first["Vary"]
+    assert "X-Page-Cache" not in second
+    assert Client().get("/cached/visits/").content == b"visits: 1"
+    assert _stored("/cached/visits/") is None
+
+
+# --- a cached page never carries one user's data to another --------------------------------
+
+
+@URLS
+def test_logged_in_page_is_not_stored_for_anonymous_visitors(client, buyer):
+    client.force_login(buyer)
+    mine = client.get("/cached/whoami/")
+    assert mine.content == f"whoami: {buyer.phone}".encode()
+    assert "X-Page-Cache" not in mine
+    assert _stored("/cached/whoami/") is None
+
+    anonymous = Client().get("/cached/whoami/")
+    assert buyer.phone.encode() not in anonymous.content
+    assert anonymous.content == b"whoami: AnonymousUser"
+    assert urls_middleware.CALLS["whoami"] == 2
+
+
+@URLS
+def test_anonymous_page_is_not_served_to_a_logged_in_user(client, buyer):
+    anonymous = Client().get("/cached/whoami/")
+    assert anonymous.content == b"whoami: AnonymousUser"
+    assert _stored("/cached/whoami/") is None
+
+    client.force_login(buyer)
+    mine = client.get("/cached/whoami/")
+    assert mine.content == f"whoami: {buyer.phone}".encode()
+    assert "X-Page-Cache" not in mine
+
+
+@URLS
+def test_two_users_each_see_their_own_page(buyer, django_user_model):
+    other = django_user_model.objects.create_user("+15550000002")
+    first, second = Client(), Client()
+    first.force_login(buyer)
+    second.force_login(other)
+    for _ in range(2):
+        assert first.get("/cached/whoami/").content == f"whoami: {buyer.phone}".encode()
+        assert second.get("/cached/whoami/").content == f"whoami: {other.phone}".encode()
+
+
+def test_shared_sale_page_stored_for_a_user_holds_nothing_of_theirs(client, buyer, make_sale):
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    client.force_login(buyer)
+    mine = client.get(url)
+    assert mine["X-Page-Cache"] == "MISS"  # the sale page renders nothing user-specific
+    assert buyer.phone.encode() not in mine.content
+    assert "sessionid" not in mine.cookies and "SESSION_ID" not in mine.cookies
+
+    anonymous = Client().get(url)
+    assert anonymous["X-Page-Cache"] == "HIT"
+    assert buyer.phone.encode() not in anonymous.content
+    assert not anonymous.cookies
+    assert "Vary" not in anonymous or "cookie" not in anonymous["Vary"].lower()
+
+
+# --- one read per hit, headers ----------------------------------------------------------
+
+
+@URLS
+def test_a_hit_is_one_cache_read(client, monkeypatch):
+    client.get("/cached/public/")
+    reads = _spy_reads(monkeypatch)
+    hit = client.get("/cached/public/")
+    assert hit["X-Page-Cache"] == "HIT"
+    assert reads == ["get"]
+
+
+def test_a_sale_page_hit_is_one_cache_read(client, make_sale, monkeypatch):
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    client.get(url)
+    reads = _spy_reads(monkeypatch)
+    assert client.get(url)["X-Page-Cache"] == "HIT"
+    assert reads == ["get"]
+
+
+def test_a_miss_reads_once_then_stores(client, make_sale, monkeypatch):
+    sale = make_sale(name="Kettle")
+    reads = _spy_reads(monkeypatch)
+    assert client.get(f"/sales/{sale.pk}/")["X-Page-Cache"] == "MISS"
+    assert reads == ["get"]
+
+
+@URLS
+def test_hit_keeps_headers_with_a_fresh_request_id(client):
+    first = client.get("/cached/public/")
+    hit = client.get("/cached/public/")
+    assert hit["X-Page-Cache"] == "HIT"
+    assert hit["Content-Type"] == first["Content-Type"] == "text/plain; charset=utf-8"
+    assert hit["X-Custom"] == "kept"
+    assert hit["X-Frame-Options"] == first["X-Frame-Options"]  # set by inner middleware
+    assert UUID_HEX.match(hit["X-Request-ID"])
+    assert hit["X-Request-ID"] != first["X-Request-ID"]
+    assert "Server-Timing" in hit
+
+    status, headers, _body = _stored("/cached/public/")
+    stored_names = {name.lower() for name, _value in headers}
+    assert status == 200
+    assert not stored_names & {"x-request-id", "server-timing", "x-page-cache", "set-cookie"}
+
+
+@URLS
+def test_hit_with_given_request_id_reuses_it(client):
+    client.get("/cached/public/")
+    hit = client.get("/cached/public/", headers={"X-Request-ID": "lb-42"})
+    assert hit["X-Page-Cache"] == "HIT"
+    assert hit["X-Request-ID"] == "lb-42"
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def test_unknown_alias_is_improperly_configured(settings):
+    settings.QBUY_PAGE_CACHE = {**settings.QBUY_PAGE_CACHE, "ALIAS": "no-such-cache"}
+    with pytest.raises(ImproperlyConfigured, match="no-such-cache"):
+        PathCacheMiddleware(lambda r: None)
+
+
+@pytest.mark.parametrize("paths", [[r"^/sales/(\d+/$"], [r"^/ok/$", "[unclosed"], None])
+def test_bad_paths_are_improperly_configured(settings, paths):
+    settings.QBUY_PAGE_CACHE = {**settings.QBUY_PAGE_CACHE, "PATHS": paths}
+    with pytest.raises(ImproperlyConfigured, match="PATHS"):
+        PathCacheMiddleware(lambda r: None)
+
+
+def test_good_configuration_constructs(settings):
+    settings.QBUY_PAGE_CACHE = {"ALIAS": "default", "TIMEOUT": 5, "PATHS": [r"^/x/$"]}
+    middleware = PathCacheMiddleware(lambda r: None)
+    assert middleware.alias == "default"
+    assert middleware.timeout == 5
+    assert [p.pattern for p in middleware.paths] == [r"^/x/$"]
+
+
+# --- RequestMetaMiddleware ---------------------------------------------------------------
+
+
+def test_every_response_has_request_id_and_server_timing(client, make_sale):
+    sale = make_sale(name="Kettle")
+    for path, view in [
+        ("/sales/", "sale-list"),
+        (f"/sales/{sale.pk}/", "sale-detail"),
+        ("/api/sales/", "api-sale-list"),
+    ]:
+        response = client.get(path)
+        assert response.status_code == 200
+        assert UUID_HEX.match(response["X-Request-ID"]), path
+        assert re.fullmatch(rf'app;dur=\d+\.\d;desc="{view}"', response["Server-Timing"])
+
+
+def test_404_also_has_request_id(client, db):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert UUID_HEX.match(response["X-Request-ID"])
+    assert "Server-Timing" in response
+
+
+def test_sane_request_id_is_reused(client, db):
+    response = client.get("/sales/", headers={"X-Request-ID": "edge-1.abc_DEF-9"})
+    assert response["X-Request-ID"] == "edge-1.abc_DEF-9"
+
+
+@pytest.mark.parametrize(
+    "given", ["a b<script>", "", "x" * 65, "id\r\nSet-Cookie: a=b", "ok-id\n", "é"]
+)
+def test_insane_request_id_is_replaced(client, db, given):
+    response = client.get("/api/sales/", headers={"X-Request-ID": given})
+    assert response["X-Request-ID"] != given
+    assert UUID_HEX.match(response["X-Request-ID"])
+
+
+@URLS
+def test_api_exception_is_a_logged_json_500(db, caplog):
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.ERROR, logger="qbuy.request"):
+        response = client.get("/api/boom", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "server_error", "request_id": "req-500"}
+    assert response["X-Request-ID"] == "req-500"
+    assert 'desc="t-api-boom"' in response["Server-Timing"]
+    records = [r for r in caplog.records if r.name == "qbuy.request"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.ERROR
+    assert records[0].request_id == "req-500"
+    assert "t-api-boom" in records[0].getMessage()
+    assert records[0].exc_info[0] is RuntimeError
+
+
+@URLS
+def test_page_exception_keeps_djangos_500(db, caplog):
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/boom/")
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
+    assert b"server_error" not in response.content
+    assert UUID_HEX.match(response["X-Request-ID"])
+    assert not [r for r in caplog.records if r.name == "qbuy.request"]
+
+
+@URLS
+def test_api_exception_is_handled_before_djangos_handler(client, db):
+    # The default client re-raises exceptions that reach Django's handler: this one does not.
+    response = client.get("/api/boom")
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+
+
+def test_template_response_gets_request_id(client, make_sale):
+    sale = make_sale(name="Kettle")
+    response = client.get(f"/sales/{sale.pk}/", headers={"X-Request-ID": "tpl-7"})
+    assert response.context_data["request_id"] == "tpl-7"
+    assert b"rendered by request tpl-7" in response.content
+
+
+def test_sale_list_footer_shows_request_id(client, db):
+    response = client.get("/sales/", headers={"X-Request-ID": "list-1"})
+    assert b"rendered by request list-1" in response.content
+    assert response["X-Request-ID"] == "list-1"
+
+
+def test_cached_page_footer_names_the_rendering_request(client, make_sale):
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    client.get(url, headers={"X-Request-ID": "first"})
+    hit = client.get(url, headers={"X-Request-ID": "second"})
+    assert hit["X-Page-Cache"] == "HIT"
+    assert hit["X-Request-ID"] == "second"
+    assert b"rendered by request first" in hit.content
