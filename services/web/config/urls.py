@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from accounts import views as accounts_views
 from accounts.urls import api_urlpatterns as auth_api
+from orders.urls import urlpatterns as orders_api
 from sales import views as sales_views
 
 handler400 = "common.http.bad_request"
@@ -16,4 +17,5 @@ urlpatterns = [
     path("api/auth/", include((auth_api, "auth"))),
     path("api/sales/", sales_views.api_sale_list, name="api-sale-list"),
     path("api/sales/<int:pk>", sales_views.api_sale_detail, name="api-sale-detail"),
+    path("api/", include(orders_api)),
 ]

@@ -1,3 +1,4 @@
+from . import gate
 from .models import OrderDeletion
 
 
@@ -10,3 +11,8 @@ def record_order_deletion(sender, instance, using, **kwargs):
         quantity=instance.quantity,
         ordered_at=instance.created_at,
     )
+
+
+def sync_sale_window(sender, instance, **kwargs):
+    # An admin who moves a sale's window or limit must move the gate's copy too.
+    gate.sync_window(instance)

@@ -79,7 +79,10 @@ CACHES = {
     # Sessions and SMS codes must be shared by every web process and never silently lost.
     "sessions": cache_config(env("SESSION_CACHE_URL", default=REDIS_URL), key_prefix="sess"),
     "codes": cache_config(env("CODES_CACHE_URL", default=REDIS_URL), key_prefix="codes"),
+    # Stock counters and reservations (orders/gate.py): must be django-redis, never ignored.
+    "stock": cache_config(env("STOCK_REDIS_URL", default=REDIS_URL)),
 }
+STOCK_CACHE = "stock"
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_CACHE_ALIAS = env("SESSION_CACHE_ALIAS", default="sessions")
@@ -113,13 +116,39 @@ API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=16 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 CSRF_FAILURE_VIEW = "common.http.csrf_failure"
 
+# The buy path (orders/services.py). A pending order older than ORDER_REQUEUE_AFTER seconds is
+# queued again by the reconciler; one older than ORDER_FAIL_AFTER is failed with "timeout".
+ORDER_REQUEUE_AFTER = env.int("ORDER_REQUEUE_AFTER", default=30)
+ORDER_FAIL_AFTER = env.int("ORDER_FAIL_AFTER", default=600)
+RECONCILE_INTERVAL = env.float("RECONCILE_INTERVAL", default=5.0)
+WARM_INTERVAL = env.float("WARM_INTERVAL", default=30.0)
+WARM_AHEAD = env.int("WARM_AHEAD", default=600)  # seconds before a sale opens
+# Postgres connections one worker process may hold, whatever its gevent concurrency (-c).
+WORKER_DB_CONNECTIONS = env.int("WORKER_DB_CONNECTIONS", default=10)
+
 # Celery: everything under the CELERY_ namespace (config/celery_app.py).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With acks_late, Redis hands an unacked message to another worker after this many seconds;
+# it must exceed the longest task, and the reconciler covers anything it misses.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=120)
+}
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="django-db")
 CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=86400)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-orders": {"task": "orders.tasks.reconcile_orders", "schedule": RECONCILE_INTERVAL},
+    "warm-sales": {"task": "orders.tasks.warm_sales", "schedule": WARM_INTERVAL},
+    # celery.backend_cleanup deletes expired results (CELERY_RESULT_EXPIRES) from Postgres.
+    "backend-cleanup": {"task": "celery.backend_cleanup", "schedule": 3600.0},
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -4,6 +4,6 @@ from .base import *  # noqa: F403
 from .base import env
 
 SECRET_KEY = env("SECRET_KEY", default="test-only-not-secret-5b2e9a7c1d3f4e6a8b0c")
-SMS_BACKEND = "locmem"
+SMS_BACKEND = env("SMS_BACKEND", default="locmem")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = False

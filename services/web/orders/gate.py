@@ -1,0 +1,154 @@
+"""The Redis gate in front of the buy path: one Lua script checks and reserves atomically.
+
+The teaching project this replaces read the buyer count and then wrote (two round trips), so two
+web processes could both see "one left" and both sell it. Here the window check, the per-buyer
+check, the stock decrement and the reservation are one script: Redis runs scripts one at a time,
+so no interleaving exists. All keys of a sale share a hash tag ({s:ID}) so the script also works
+on Redis Cluster.
+
+Keys of sale ID:
+  qbuy:{s:ID}:sale    hash: starts, ends (epoch ms), limit, stock (left to reserve)
+  qbuy:{s:ID}:buyers  hash: buyer id -> quantity reserved
+  qbuy:{s:ID}:resv    hash: token -> "buyer:quantity:reserved_at_ms"
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Sum
+from django_redis import get_redis_connection
+
+RESERVE = """
+local sale, buyers, resv = KEYS[1], KEYS[2], KEYS[3]
+local buyer, token, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if redis.call('EXISTS', sale) == 0 then return {'missing', -1} end
+local f = redis.call('HMGET', sale, 'starts', 'ends', 'limit', 'stock')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now < tonumber(f[1]) then return {'not_started', -1} end
+if now >= tonumber(f[2]) then return {'ended', -1} end
+if redis.call('HEXISTS', buyers, buyer) == 1 then return {'already_bought', -1} end
+if qty > tonumber(f[3]) then return {'over_limit', -1} end
+local stock = tonumber(f[4])
+if stock < qty then return {'sold_out', stock} end
+redis.call('HINCRBY', sale, 'stock', -qty)
+redis.call('HSET', buyers, buyer, qty)
+redis.call('HSET', resv, token, buyer .. ':' .. qty .. ':' .. now)
+return {'ok', stock - qty}
+"""
+
+# Give a reservation's stock back. Keyed by token, so releasing twice releases once.
+RELEASE = """
+local sale, buyers, resv = KEYS[1], KEYS[2], KEYS[3]
+local entry = redis.call('HGET', resv, ARGV[1])
+if not entry then return 0 end
+local buyer, qty = string.match(entry, '^([^:]+):(%d+):')
+redis.call('HDEL', resv, ARGV[1])
+if ARGV[2] == '1' then redis.call('HDEL', buyers, buyer) end
+if redis.call('EXISTS', sale) == 1 then redis.call('HINCRBY', sale, 'stock', tonumber(qty)) end
+return tonumber(qty)
+"""
+
+
+# Update a loaded sale's window and limit; a sale not loaded yet gets them from load().
+SYNC = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    outcome: str  # ok, missing, not_started, ended, already_bought, over_limit, sold_out
+    stock_left: int
+
+
+def keys(sale_id: int) -> list[str]:
+    tag = f"qbuy:{{s:{sale_id}}}"
+    return [f"{tag}:sale", f"{tag}:buyers", f"{tag}:resv"]
+
+
+def redis():
+    return get_redis_connection(settings.STOCK_CACHE)
+
+
+def _script(source):
+    return redis().register_script(source)
+
+
+def _window(sale) -> dict:
+    return {
+        "starts": int(sale.starts_at.timestamp() * 1000),
+        "ends": int(sale.ends_at.timestamp() * 1000),
+        "limit": sale.per_buyer_limit,
+    }
+
+
+def sync_window(sale) -> bool:
+    """Keep a loaded sale's window and limit in step with Postgres (stock is Redis's own)."""
+    window = _window(sale)
+    args = [window["starts"], window["ends"], window["limit"]]
+    return bool(_script(SYNC)(keys=keys(sale.pk)[:1], args=args))
+
+
+def reserve(*, sale_id: int, buyer_id: int, token: str, quantity: int = 1) -> Reservation:
+    outcome, left = _script(RESERVE)(keys=keys(sale_id), args=[buyer_id, token, quantity])
+    return Reservation(outcome.decode() if isinstance(outcome, bytes) else outcome, int(left))
+
+
+def release(*, sale_id: int, token: str, forget_buyer: bool) -> int:
+    """Return the reserved quantity to stock; ``forget_buyer`` lets the buyer try again."""
+    return int(_script(RELEASE)(keys=keys(sale_id), args=[token, "1" if forget_buyer else "0"]))
+
+
+def reservations(*, sale_id: int) -> dict[str, tuple[int, int, int]]:
+    """token -> (buyer, quantity, reserved_at_ms), for reconciliation."""
+    out = {}
+    for token, entry in redis().hgetall(keys(sale_id)[2]).items():
+        buyer, qty, at = entry.decode().split(":")
+        out[token.decode()] = (int(buyer), int(qty), int(at))
+    return out
+
+
+def load(sale) -> bool:
+    """Build the sale's Redis state from Postgres, the source of truth. Return False when
+    another process holds the rebuild lock (the caller retries the reservation)."""
+    from .models import Order
+
+    conn = redis()
+    sale_key, buyers_key, resv_key = keys(sale.pk)
+    lock = conn.lock(f"qbuy:{{s:{sale.pk}}}:rebuild", timeout=10, blocking_timeout=5)
+    if not lock.acquire():
+        return False
+    try:
+        if conn.exists(sale_key):
+            return True  # rebuilt by someone else while we waited
+        live = Order.objects.filter(sale_id=sale.pk).exclude(status=Order.Status.FAILED)
+        pending = live.filter(status=Order.Status.PENDING)
+        pending_qty = pending.aggregate(n=Sum("quantity"))["n"] or 0
+        now_ms = int(time.time() * 1000)
+        pipe = conn.pipeline(transaction=True)
+        pipe.delete(buyers_key, resv_key)
+        for buyer_id, qty in live.values_list("buyer_id", "quantity"):
+            pipe.hset(buyers_key, buyer_id, qty)
+        for token, buyer_id, qty in pending.values_list("token", "buyer_id", "quantity"):
+            pipe.hset(resv_key, str(token), f"{buyer_id}:{qty}:{now_ms}")
+        pipe.hset(
+            sale_key,
+            mapping={
+                "starts": int(sale.starts_at.timestamp() * 1000),
+                "ends": int(sale.ends_at.timestamp() * 1000),
+                "limit": sale.per_buyer_limit,
+                "stock": max(0, sale.remaining - pending_qty),
+            },
+        )
+        pipe.execute()
+        return True
+    finally:
+        lock.release()
+
+
+def forget(sale_id: int) -> None:
+    redis().delete(*keys(sale_id))

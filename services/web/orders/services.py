@@ -1,0 +1,167 @@
+"""The buy path, top to bottom.
+
+1. ``order_reserve`` (web, per request): the Redis gate decides in one atomic step; most
+   requests of a flash sale end here with 409. An accepted one becomes a ``pending`` Order row,
+   so the 202 the buyer gets is durable before it is sent, even if Redis is lost right after;
+   the order task is queued once that row is committed.
+2. ``order_place`` (worker): confirms the order with a conditional stock decrement in the same
+   transaction, or fails it with a reason and gives the reservation back. Idempotent by token:
+   a task that runs twice (a killed worker, the reconciler) changes nothing the second time.
+3. ``orders_reconcile`` (beat): re-queues orders left pending, fails those that waited too long,
+   and releases Redis reservations that never became an order.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from qbuy_core import page_cache
+from sales.models import Sale
+
+from . import gate
+from .models import Order
+
+logger = logging.getLogger("qbuy.orders")
+
+
+@dataclass(frozen=True)
+class BuyRefused(Exception):
+    outcome: str  # not_started, ended, already_bought, over_limit, sold_out
+
+
+def order_reserve(*, sale: Sale, buyer_id: int, quantity: int = 1) -> Order:
+    """Reserve in Redis, then record the pending order. Raises BuyRefused."""
+    token = str(uuid.uuid4())
+    result = gate.reserve(sale_id=sale.pk, buyer_id=buyer_id, token=token, quantity=quantity)
+    # The sale's Redis state is gone (new sale, Redis restart): rebuild it from Postgres under
+    # a lock, then ask again. Bounded: a second miss is a real failure, not a reason to loop.
+    for _ in range(2):
+        if result.outcome != "missing":
+            break
+        gate.load(sale)
+        result = gate.reserve(sale_id=sale.pk, buyer_id=buyer_id, token=token, quantity=quantity)
+    if result.outcome == "missing":
+        raise RuntimeError(f"sale {sale.pk}: Redis state could not be rebuilt")
+    if result.outcome != "ok":
+        raise BuyRefused(result.outcome)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                token=token, sale=sale, buyer_id=buyer_id, quantity=quantity
+            )
+            transaction.on_commit(lambda: _enqueue(token))
+    except IntegrityError:
+        # Postgres already has an order of this buyer for this sale: the gate's state was
+        # rebuilt without it. Give the stock back but keep the buyer marked as a buyer.
+        gate.release(sale_id=sale.pk, token=token, forget_buyer=False)
+        raise BuyRefused("already_bought") from None
+    except Exception:
+        gate.release(sale_id=sale.pk, token=token, forget_buyer=True)
+        raise
+    return order
+
+
+def _enqueue(token: str) -> None:
+    from .tasks import place_order
+
+    place_order.delay(token)
+
+
+def order_place(*, token: str) -> Order:
+    """Confirm or fail a pending order; calling it again is harmless."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(token=token)
+        if order.status != Order.Status.PENDING:
+            return order
+        # Conditional update: the row lock and the CHECK (remaining >= 0) make oversell
+        # impossible here even if the Redis gate were wrong.
+        taken = Sale.objects.filter(pk=order.sale_id, remaining__gte=order.quantity).update(
+            remaining=F("remaining") - order.quantity
+        )
+        if taken:
+            order.status = Order.Status.CONFIRMED
+        else:
+            order.status, order.reason = Order.Status.FAILED, "sold_out"
+        order.save(update_fields=["status", "reason", "updated_at"])
+    if order.status == Order.Status.CONFIRMED:
+        # The reservation is now an order: drop it so the reconciler does not look at it.
+        gate.redis().hdel(gate.keys(order.sale_id)[2], str(order.token))
+        if taken and not Sale.objects.filter(pk=order.sale_id, remaining__gt=0).exists():
+            # update() sends no signal: drop the sale page so it says "sold_out" now.
+            page_cache.drop([order.sale.get_absolute_url()])
+    else:
+        gate.release(sale_id=order.sale_id, token=str(order.token), forget_buyer=True)
+    return order
+
+
+def order_fail(*, order: Order, reason: str) -> bool:
+    """Fail a still-pending order and give its stock back. False if it was no longer pending."""
+    with transaction.atomic():
+        updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+            status=Order.Status.FAILED, reason=reason, updated_at=timezone.now()
+        )
+    if updated:
+        gate.release(sale_id=order.sale_id, token=str(order.token), forget_buyer=True)
+    return bool(updated)
+
+
+@dataclass
+class ReconcileReport:
+    requeued: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+def orders_reconcile(*, now=None) -> ReconcileReport:
+    """Nothing accepted stays pending forever (DESIGN.md invariant 3)."""
+    now = now or timezone.now()
+    report = ReconcileReport()
+    requeue_after = timedelta(seconds=settings.ORDER_REQUEUE_AFTER)
+    fail_after = timedelta(seconds=settings.ORDER_FAIL_AFTER)
+    # Batches of 500: each re-queue is one broker write; a larger batch only delays the beat.
+    stale = Order.objects.filter(status=Order.Status.PENDING, created_at__lt=now - requeue_after)
+    for order in stale.order_by("created_at")[:500]:
+        if order.created_at < now - fail_after:
+            report.failed += order_fail(order=order, reason="timeout")
+        else:
+            _enqueue(str(order.token))
+            report.requeued += 1
+    report.released = _release_orphans(now_ms=int(now.timestamp() * 1000))
+    return report
+
+
+def _release_orphans(*, now_ms: int) -> int:
+    """Reservations older than the re-queue delay with no Order row: the web process died
+    between the gate and the insert. Their buyers never got a 202, so they may try again."""
+    released = 0
+    cutoff = now_ms - settings.ORDER_REQUEUE_AFTER * 1000
+    open_sales = Sale.objects.filter(ends_at__gt=timezone.now() - timedelta(hours=1))
+    for sale_id in open_sales.values_list("pk", flat=True):
+        old = [t for t, (_, _, at) in gate.reservations(sale_id=sale_id).items() if at < cutoff]
+        if not old:
+            continue
+        known = {
+            str(t) for t in Order.objects.filter(token__in=old).values_list("token", flat=True)
+        }
+        for token in set(old) - known:
+            released += gate.release(sale_id=sale_id, token=token, forget_buyer=True) > 0
+    return released
+
+
+def sales_warm(*, now=None) -> int:
+    """Load the Redis state of sales opening soon, so the first buyers never wait on a rebuild."""
+    now = now or timezone.now()
+    soon = Sale.objects.filter(
+        starts_at__lte=now + timedelta(seconds=settings.WARM_AHEAD), ends_at__gt=now
+    )
+    warmed = 0
+    for sale in soon:
+        if not gate.redis().exists(gate.keys(sale.pk)[0]):
+            warmed += gate.load(sale)
+    return warmed
