@@ -1,0 +1,186 @@
+"""The flash sale for real: gunicorn, a `-P gevent` Celery worker and beat, started from the
+same entry scripts as the containers, against the throwaway Postgres and Redis; buyers log in
+with SMS codes and buy over HTTP, all at once."""
+
+import json
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from django.conf import settings
+from django_celery_results.models import TaskResult
+from port_for import get_port
+
+from orders import gate
+from orders.models import Order
+from sales.models import Sale
+from tools.stack import Process, base_env
+
+BUYERS = 200
+ATTEMPTS_PER_BUYER = 3  # 600 buy requests
+STOCK = 50
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def stack_env(tmp_path):
+    db = settings.DATABASES["default"]
+    port = get_port(None)
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=os.environ["REDIS_URL"],
+        CACHE_URL="locmemcache://",
+        SMS_BACKEND="file",
+        SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),
+        SMS_IP_HOURLY_LIMIT="100000",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="4",
+        CONN_MAX_AGE="0",
+        CELERY_BEAT_SCHEDULE_FILE=str(tmp_path / "beat-schedule"),
+        LOG_LEVEL="INFO",
+    )
+    return {"env": env, "url": f"http://127.0.0.1:{port}", "logs": tmp_path}
+
+
+@pytest.fixture
+def processes():
+    started = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+def start(processes, name, stack_env, ready, **env):
+    proc = Process(name, {**stack_env["env"], **env}, stack_env["logs"], ready).start()
+    processes.append(proc)
+    return proc
+
+
+def log_in_buyers(url: str, sms_file) -> list[requests.Session]:
+    phones = [f"+1555{n:07d}" for n in range(BUYERS)]
+    sessions = {phone: requests.Session() for phone in phones}
+
+    def ask_code(phone):
+        s = sessions[phone]
+        token = s.get(f"{url}/api/auth/csrf", timeout=30).json()["csrf_token"]
+        s.headers["X-CSRFToken"] = token
+        r = s.post(f"{url}/api/auth/code", json={"phone": phone}, timeout=30)
+        assert r.status_code == 202, r.text
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(ask_code, phones))
+    codes = {m["phone"]: m["code"] for m in map(json.loads, sms_file.read_text().splitlines())}
+    assert set(codes) == set(phones)
+
+    def log_in(phone):
+        s = sessions[phone]
+        r = s.post(f"{url}/api/auth/login", json={"phone": phone, "code": codes[phone]}, timeout=30)
+        assert r.status_code == 200, r.text
+        # Django rotates the CSRF token at login.
+        s.headers["X-CSRFToken"] = s.cookies["csrftoken"]
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(log_in, phones))
+    return list(sessions.values())
+
+
+def storm(url: str, sale_id: int, sessions) -> list[tuple[int, dict]]:
+    def buy(session):
+        r = session.post(f"{url}/api/sales/{sale_id}/buy", json={}, timeout=60)
+        return r.status_code, r.json()
+
+    attempts = [s for s in sessions for _ in range(ATTEMPTS_PER_BUYER)]
+    with ThreadPoolExecutor(100) as pool:
+        return list(pool.map(buy, attempts))
+
+
+def wait_until_drained(timeout: float) -> float:
+    started = time.monotonic()
+    while Order.objects.filter(status=Order.Status.PENDING).exists():
+        assert time.monotonic() - started < timeout, "orders still pending"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def assert_invariants(sale: Sale, answers):
+    statuses = Counter(status for status, _ in answers)
+    accepted = [body["order"] for status, body in answers if status == 202]
+    refused = Counter(body["error"] for status, body in answers if status != 202)
+    print(f"\nanswers: {dict(statuses)}; refusals: {dict(refused)}")
+    # Every answer is a 202 or a 409, nothing else (no 5xx, no 429).
+    assert set(statuses) <= {202, 409}
+    assert set(refused) <= {"sold_out", "already_bought"}
+    orders = Order.objects.filter(sale=sale)
+    by_status = Counter(orders.values_list("status", flat=True))
+    print(f"orders: {dict(by_status)}")
+    assert by_status[Order.Status.CONFIRMED] == STOCK
+    assert by_status[Order.Status.PENDING] == 0
+    # Every 202 ended confirmed or failed, and no order exists that was not answered 202.
+    assert sorted(str(t) for t in orders.values_list("token", flat=True)) == sorted(accepted)
+    per_buyer = Counter(orders.values_list("buyer_id", flat=True))
+    assert max(per_buyer.values()) == 1
+    sale.refresh_from_db()
+    assert sale.remaining == 0
+    assert int(gate.redis().hget(gate.keys(sale.pk)[0], "stock")) == 0
+
+
+def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale):
+    url = stack_env["url"]
+    start(processes, "web", stack_env, "Listening at")
+    start(processes, "worker", stack_env, " ready.", CELERY_WORKER_CONCURRENCY="50")
+    sessions = log_in_buyers(url, stack_env["logs"] / "sms.jsonl")
+    sale = make_sale(name="Storm", stock=STOCK)
+
+    t0 = time.monotonic()
+    answers = storm(url, sale.pk, sessions)
+    fired = time.monotonic() - t0
+    drained = wait_until_drained(timeout=60)
+    print(f"{len(answers)} requests from {BUYERS} buyers in {fired:.2f}s; drained {drained:.2f}s")
+
+    assert len(answers) >= 500
+    assert_invariants(sale, answers)
+    # Results are stored in Postgres through django-celery-results (CELERY_RESULT_BACKEND).
+    stored = TaskResult.objects.filter(task_name="orders.tasks.place_order", status="SUCCESS")
+    assert stored.count() == STOCK
+
+
+def test_storm_survives_a_killed_worker(stack_env, processes, make_sale):
+    """SIGKILL the worker while orders are in flight; restart it; beat reconciles the rest."""
+    url = stack_env["url"]
+    fast = {"ORDER_REQUEUE_AFTER": "2", "RECONCILE_INTERVAL": "1", "BROKER_VISIBILITY_TIMEOUT": "5"}
+    start(processes, "web", stack_env, "Listening at", **fast)
+    # A small pool drains slowly enough that the kill lands mid-queue.
+    slow = {**fast, "CELERY_WORKER_CONCURRENCY": "2", "WORKER_DB_CONNECTIONS": "2"}
+    worker = start(processes, "worker", stack_env, " ready.", **slow)
+    sessions = log_in_buyers(url, stack_env["logs"] / "sms.jsonl")
+    sale = make_sale(name="Storm with a kill", stock=STOCK)
+
+    with ThreadPoolExecutor(1) as background:
+        firing = background.submit(storm, url, sale.pk, sessions)
+        deadline = time.monotonic() + 60
+        while not Order.objects.filter(status=Order.Status.CONFIRMED).exists():
+            assert time.monotonic() < deadline, "no order was confirmed"
+            time.sleep(0.05)
+        worker.kill()
+        unacked = gate.redis().hlen("unacked")  # kombu's record of delivered, unacked tasks
+        answers = firing.result()
+    pending_at_kill = Order.objects.filter(status=Order.Status.PENDING).count()
+    confirmed_at_kill = Order.objects.filter(status=Order.Status.CONFIRMED).count()
+    print(
+        f"\nkilled the worker with {unacked} tasks unacked; after the storm: "
+        f"{confirmed_at_kill} confirmed, {pending_at_kill} pending"
+    )
+    assert pending_at_kill > 0, "the kill must land while orders are in flight"
+
+    t0 = time.monotonic()
+    start(processes, "worker", stack_env, " ready.", **slow)
+    start(processes, "beat", stack_env, "beat: Starting", **fast)
+    wait_until_drained(timeout=90)
+    print(f"drained {time.monotonic() - t0:.2f}s after the restart began (worker + beat start)")
+
+    assert_invariants(sale, answers)
