@@ -38,7 +38,10 @@ migrate: venv
 run: venv
 	$(MANAGE) runserver 127.0.0.1:8000
 
-up down local bench loadtest:
+local: deps venv
+	$(PYTHON) -m tools.local
+
+up down bench loadtest:
 	@echo "make $@ arrives with a later issue (see README.md)." >&2; exit 2
 
 clean:

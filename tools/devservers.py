@@ -34,9 +34,15 @@ def _pg_bindir() -> str:
 class Server:
     name = "server"
 
-    def __init__(self):
+    def __init__(self, data_dir: Path | None = None):
+        """``data_dir`` keeps the data across runs (``make local``); else a temporary folder."""
         self.port = get_port(None)
-        self.dir = Path(tempfile.mkdtemp(prefix=f"qbuy-{self.name}-"))
+        self.keep = data_dir is not None
+        if data_dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"qbuy-{self.name}-"))
+        else:
+            self.dir = data_dir / self.name
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.executor = None
 
     def command(self) -> list[str]:
@@ -63,7 +69,8 @@ class Server:
         if self.executor is not None:
             self.executor.stop()
             self.executor = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Redis(Server):

@@ -36,7 +36,10 @@ class Process:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(SCRIPTS[self.name])], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [str(SCRIPTS[self.name])],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout

@@ -54,8 +54,8 @@ def json_body(request, *fields: str) -> dict:
 
 
 def json_body_optional(request) -> dict:
-    """Like json_body, but an empty body is an empty object."""
-    if not request.META.get("CONTENT_LENGTH") and not request.META.get("CONTENT_TYPE"):
+    """Like json_body, but no body at all (whatever the Content-Type) is an empty object."""
+    if request.META.get("CONTENT_LENGTH") in (None, "", "0"):
         return {}
     return _json_object(request)
 

@@ -1,0 +1,115 @@
+"""`make local` as a developer runs it: tools/local.py behind nginx (deploy/nginx.conf), with
+the test servers passed in through DATABASE_URL / REDIS_URL, stopped with Ctrl-C (SIGINT)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from django.conf import settings
+from port_for import get_port
+
+from sales import services as sale_services
+from tools.stack import ROOT, base_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def local_stack(tmp_path):
+    db = settings.DATABASES["default"]
+    ports = {
+        "QBUY_PORT": get_port(None),
+        "QBUY_WEB_PORT": get_port(None),
+        "FLOWER_PORT": get_port(None),
+    }
+    env = base_env(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=os.environ["REDIS_URL"],
+        SMS_BACKEND="file",
+        SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),
+        **{k: str(v) for k, v in ports.items()},
+    )
+    log = open(tmp_path / "local.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.local"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{ports['QBUY_PORT']}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get(f"{url}/api/auth/me", timeout=2).status_code == 401:
+                break
+        except requests.RequestException:  # nginx up before gunicorn: refused or timed out
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.close()
+            proc.kill()
+            pytest.fail(
+                "make local did not start:\n" + (tmp_path / "local.log").read_text()[-3000:]
+            )
+        time.sleep(0.3)
+    yield {"proc": proc, "url": url, "sms": tmp_path / "sms.jsonl", "ports": ports}
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
+    url = local_stack["url"]
+    sale = sale_services.sale_create(name="Local kettle", stock=1)
+    s = requests.Session()
+    s.headers["X-CSRFToken"] = s.get(f"{url}/api/auth/csrf", timeout=10).json()["csrf_token"]
+    assert (
+        s.post(f"{url}/api/auth/code", json={"phone": "+15551230000"}, timeout=10).status_code
+        == 202
+    )
+    code = json.loads(local_stack["sms"].read_text().splitlines()[-1])["code"]
+    r = s.post(f"{url}/api/auth/login", json={"phone": "+15551230000", "code": code}, timeout=10)
+    assert r.status_code == 200
+    s.headers["X-CSRFToken"] = s.cookies["csrftoken"]
+
+    r = s.post(f"{url}/api/sales/{sale.pk}/buy", timeout=10)
+    assert r.status_code == 202, r.text
+    token = r.json()["order"]
+    deadline = time.monotonic() + 30
+    while (status := s.get(f"{url}/api/orders/{token}", timeout=10).json()["status"]) == "pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status == "confirmed"
+
+    # nginx: static files, the micro-cache header, unknown hosts dropped, Flower up.
+    assert requests.get(f"{url}/static/admin/css/base.css", timeout=10).status_code == 200
+    assert "X-Micro-Cache" in requests.get(f"{url}/sales/", timeout=10).headers
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/sales/", headers={"Host": "evil.example"}, timeout=10)
+    flower = f"http://127.0.0.1:{local_stack['ports']['FLOWER_PORT']}/"
+    assert requests.get(flower, timeout=10).status_code == 200
+
+    os.killpg(local_stack["proc"].pid, signal.SIGINT)
+    assert local_stack["proc"].wait(60) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/sales/", timeout=2)
+
+
+def test_nginx_limits_sms_code_requests_with_429(local_stack):
+    url = local_stack["url"]
+    s = requests.Session()
+    s.headers["X-CSRFToken"] = s.get(f"{url}/api/auth/csrf", timeout=10).json()["csrf_token"]
+    answers = [
+        s.post(f"{url}/api/auth/code", json={"phone": f"+1555123{n:04d}"}, timeout=10)
+        for n in range(8)
+    ]
+    statuses = [r.status_code for r in answers]
+    # 6 per minute with a burst of 3: the first 4 pass, the rest are refused by nginx.
+    assert statuses[:4] == [202] * 4
+    assert 429 in statuses[4:]

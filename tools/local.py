@@ -1,0 +1,118 @@
+"""`make local`: the whole stack without Docker, in one terminal; Ctrl-C stops everything.
+
+nginx (:8080, deploy/nginx.conf) -> gunicorn, plus the Celery worker (gevent), beat and Flower
+(:5555), each started by the same entry script its container runs. REDIS_URL / DATABASE_URL are
+used when set; otherwise throwaway servers keep their data under .local/.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from tools import devservers
+from tools.stack import ROOT, SCRIPTS, base_env
+
+DATA = ROOT / ".local"
+NGINX_PORT = int(os.environ.get("QBUY_PORT", "8080"))
+WEB_PORT = int(os.environ.get("QBUY_WEB_PORT", "8000"))
+FLOWER_PORT = os.environ.get("FLOWER_PORT", "5555")
+
+
+def nginx_config() -> str:
+    """deploy/nginx.conf with only the ports, the upstream and the static folder changed."""
+    conf = (ROOT / "deploy/nginx.conf").read_text()
+    conf = re.sub(r"listen 8080\b", f"listen 127.0.0.1:{NGINX_PORT}", conf)
+    conf = conf.replace("server web:8000;", f"server 127.0.0.1:{WEB_PORT};")
+    conf = conf.replace("alias /app/staticfiles/;", f"alias {ROOT}/services/web/staticfiles/;")
+    path = DATA / "nginx.conf"
+    path.write_text(conf)
+    return str(path)
+
+
+def pump(name: str, proc: subprocess.Popen) -> None:
+    for line in iter(proc.stdout.readline, b""):
+        sys.stdout.write(f"{name:>7} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def main() -> int:
+    DATA.mkdir(exist_ok=True)
+    servers = []
+    env = base_env(DJANGO_SETTINGS_MODULE="config.settings.local")
+    try:
+        if not env.get("DATABASE_URL"):
+            servers.append(devservers.Postgres(DATA).start())
+            env["DATABASE_URL"] = servers[-1].url
+        if not env.get("REDIS_URL"):
+            servers.append(devservers.Redis(DATA).start())
+            env["REDIS_URL"] = servers[-1].url
+        env.setdefault("GUNICORN_BIND", f"127.0.0.1:{WEB_PORT}")
+        env.setdefault("GUNICORN_WORKERS", "3")
+        env.setdefault("FLOWER_PORT", FLOWER_PORT)
+        env.setdefault("CELERY_BEAT_SCHEDULE_FILE", str(DATA / "celerybeat-schedule"))
+        env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
+        env.setdefault(
+            "CSRF_TRUSTED_ORIGINS", f"http://localhost:{NGINX_PORT},http://127.0.0.1:{NGINX_PORT}"
+        )
+        # For manage.py in another terminal: `set -a; . .local/env; set +a`.
+        urls = {k: env[k] for k in ("DATABASE_URL", "REDIS_URL")}
+        (DATA / "env").write_text("".join(f"{k}={v}\n" for k, v in urls.items()))
+        manage = [sys.executable, "manage.py"]
+        web_dir = ROOT / "services/web"
+        for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"]):
+            subprocess.run(manage + args, cwd=web_dir, env=env, check=True)
+        os.makedirs("/tmp/qbuy-nginx", exist_ok=True)  # noqa: S108 - fixed in deploy/nginx.conf
+        commands = {
+            "web": [str(SCRIPTS["web"])],
+            "worker": [str(SCRIPTS["worker"])],
+            "beat": [str(SCRIPTS["beat"])],
+            "flower": [str(SCRIPTS["flower"])],
+            "nginx": ["nginx", "-c", nginx_config(), "-g", "daemon off;"],
+        }
+        return supervise(commands, env)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def supervise(commands: dict, env: dict) -> int:
+    procs = {}
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    for name, cmd in commands.items():
+        procs[name] = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        threading.Thread(target=pump, args=(name, procs[name]), daemon=True).start()
+    print(
+        f"qbuy: http://localhost:{NGINX_PORT}/sales/  flower: http://localhost:{FLOWER_PORT}/"
+        "  (Ctrl-C stops everything)",
+        flush=True,
+    )
+    code = 0
+    while not stopping.is_set():
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"qbuy: {name} exited with {proc.returncode}; stopping the rest", flush=True)
+                code = proc.returncode or 1
+                stopping.set()
+        stopping.wait(0.5)
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
