@@ -1,5 +1,11 @@
+import logging
+
+from redis.exceptions import RedisError
+
 from . import gate
 from .models import OrderDeletion
+
+logger = logging.getLogger("qbuy.orders")
 
 
 def record_order_deletion(sender, instance, using, **kwargs):
@@ -14,5 +20,9 @@ def record_order_deletion(sender, instance, using, **kwargs):
 
 
 def sync_sale_window(sender, instance, **kwargs):
-    # An admin who moves a sale's window or limit must move the gate's copy too.
-    gate.sync_window(instance)
+    # An admin who moves a sale's window or limit must move the gate's copy too. If Redis is
+    # down the copy is lost anyway and gate.load rebuilds it from this row: log, don't fail.
+    try:
+        gate.sync_window(instance)
+    except RedisError:
+        logger.warning("sale %s saved but its Redis window was not updated", instance.pk)

@@ -32,37 +32,44 @@ logger = logging.getLogger("qbuy.orders")
 
 @dataclass(frozen=True)
 class BuyRefused(Exception):
-    outcome: str  # not_started, ended, already_bought, over_limit, sold_out
+    outcome: str  # not_found, not_started, ended, already_bought, over_limit, sold_out
 
 
-def order_reserve(*, sale: Sale, buyer_id: int, quantity: int = 1) -> Order:
-    """Reserve in Redis, then record the pending order. Raises BuyRefused."""
+def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
+    """Reserve in Redis, then record the pending order. Raises BuyRefused.
+
+    Postgres is read only when the sale's Redis state is missing: the hot path of a flash sale
+    is one Lua call, plus one INSERT for the few requests that get an item.
+    """
     token = str(uuid.uuid4())
-    result = gate.reserve(sale_id=sale.pk, buyer_id=buyer_id, token=token, quantity=quantity)
+    result = gate.reserve(sale_id=sale_id, buyer_id=buyer_id, token=token, quantity=quantity)
     # The sale's Redis state is gone (new sale, Redis restart): rebuild it from Postgres under
     # a lock, then ask again. Bounded: a second miss is a real failure, not a reason to loop.
     for _ in range(2):
         if result.outcome != "missing":
             break
+        sale = Sale.objects.filter(pk=sale_id).first()
+        if sale is None:
+            raise BuyRefused("not_found")
         gate.load(sale)
-        result = gate.reserve(sale_id=sale.pk, buyer_id=buyer_id, token=token, quantity=quantity)
+        result = gate.reserve(sale_id=sale_id, buyer_id=buyer_id, token=token, quantity=quantity)
     if result.outcome == "missing":
-        raise RuntimeError(f"sale {sale.pk}: Redis state could not be rebuilt")
+        raise RuntimeError(f"sale {sale_id}: Redis state could not be rebuilt")
     if result.outcome != "ok":
         raise BuyRefused(result.outcome)
     try:
         with transaction.atomic():
             order = Order.objects.create(
-                token=token, sale=sale, buyer_id=buyer_id, quantity=quantity
+                token=token, sale_id=sale_id, buyer_id=buyer_id, quantity=quantity
             )
             transaction.on_commit(lambda: _enqueue(token))
     except IntegrityError:
         # Postgres already has an order of this buyer for this sale: the gate's state was
         # rebuilt without it. Give the stock back but keep the buyer marked as a buyer.
-        gate.release(sale_id=sale.pk, token=token, forget_buyer=False)
+        gate.release(sale_id=sale_id, token=token, forget_buyer=False)
         raise BuyRefused("already_bought") from None
     except Exception:
-        gate.release(sale_id=sale.pk, token=token, forget_buyer=True)
+        gate.release(sale_id=sale_id, token=token, forget_buyer=True)
         raise
     return order
 

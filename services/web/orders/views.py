@@ -2,12 +2,12 @@ from django.core.paginator import EmptyPage, Paginator
 from django.http import JsonResponse
 
 from common.http import ApiError, api_view, json_body_optional, page_number, page_payload
-from sales.models import Sale
 
 from . import services
 from .models import Order
 
 REFUSALS = {
+    "not_found": 404,
     "sold_out": 409,
     "already_bought": 409,
     "over_limit": 400,
@@ -41,11 +41,8 @@ def buy(request, pk: int):
     quantity = data.get("quantity", 1)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise ApiError(400, "invalid_quantity", detail="quantity must be a positive integer")
-    sale = Sale.objects.filter(pk=pk).first()
-    if sale is None:
-        raise ApiError(404, "not_found")
     try:
-        order = services.order_reserve(sale=sale, buyer_id=request.user.pk, quantity=quantity)
+        order = services.order_reserve(sale_id=pk, buyer_id=request.user.pk, quantity=quantity)
     except services.BuyRefused as refused:
         raise ApiError(REFUSALS[refused.outcome], refused.outcome) from None
     return JsonResponse({"order": str(order.token), "status": order.status}, status=202)

@@ -1,0 +1,152 @@
+"""The buy path's services against real Postgres and Redis (no worker: tasks are called)."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import User
+from orders import gate, services
+from orders.models import Order
+
+
+@pytest.fixture
+def buyers(db):
+    return [User.objects.create_user(f"+1555100{n:04d}") for n in range(5)]
+
+
+def redis_stock(sale):
+    return int(gate.redis().hget(gate.keys(sale.pk)[0], "stock"))
+
+
+def test_reserve_records_a_pending_order_and_queues_it_after_commit(
+    make_sale, buyers, django_capture_on_commit_callbacks
+):
+    sale = make_sale(stock=2)
+    with django_capture_on_commit_callbacks() as callbacks:
+        order = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    assert order.status == Order.Status.PENDING
+    assert Order.objects.get(token=order.token).buyer == buyers[0]
+    assert len(callbacks) == 1  # the place_order task, sent only once the row is committed
+    assert redis_stock(sale) == 1
+
+
+def test_reserve_refusals(make_sale, buyers):
+    sale = make_sale(stock=1)
+    services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    with pytest.raises(services.BuyRefused) as again:
+        services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    with pytest.raises(services.BuyRefused) as sold_out:
+        services.order_reserve(sale_id=sale.pk, buyer_id=buyers[1].pk)
+    with pytest.raises(services.BuyRefused) as missing:
+        services.order_reserve(sale_id=sale.pk + 1000, buyer_id=buyers[1].pk)
+    assert (again.value.outcome, sold_out.value.outcome) == ("already_bought", "sold_out")
+    assert missing.value.outcome == "not_found"
+    assert Order.objects.count() == 1
+
+
+def test_place_confirms_once(make_sale, buyers):
+    sale = make_sale(stock=2)
+    order = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    assert services.order_place(token=str(order.token)).status == Order.Status.CONFIRMED
+    assert services.order_place(token=str(order.token)).status == Order.Status.CONFIRMED
+    sale.refresh_from_db()
+    assert sale.remaining == 1  # decremented once, not twice
+    assert str(order.token) not in gate.reservations(sale_id=sale.pk)
+
+
+def test_place_fails_when_postgres_has_no_stock_left(make_sale, buyers):
+    sale = make_sale(stock=1)
+    order = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    type(sale).objects.filter(pk=sale.pk).update(remaining=0)  # Postgres disagrees with Redis
+
+    placed = services.order_place(token=str(order.token))
+
+    assert (placed.status, placed.reason) == (Order.Status.FAILED, "sold_out")
+    assert redis_stock(sale) == 1  # the reservation went back
+    sale.refresh_from_db()
+    assert sale.remaining == 0
+
+
+def test_a_buyer_postgres_knows_is_refused_even_if_redis_forgot(make_sale, buyers):
+    sale = make_sale(stock=3)
+    first = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    services.order_place(token=str(first.token))
+    # Redis lost the buyer (e.g. an operator deleted the key): only the unique constraint is left.
+    gate.redis().hdel(gate.keys(sale.pk)[1], buyers[0].pk)
+
+    with pytest.raises(services.BuyRefused) as refused:
+        services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+
+    assert refused.value.outcome == "already_bought"
+    assert Order.objects.filter(buyer=buyers[0]).count() == 1
+    assert redis_stock(sale) == 2  # the second reservation's item was given back
+
+
+def test_redis_restart_is_rebuilt_from_postgres(make_sale, buyers):
+    sale = make_sale(stock=3)
+    placed = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    services.order_place(token=str(placed.token))
+    services.order_reserve(sale_id=sale.pk, buyer_id=buyers[1].pk)  # still pending
+    gate.redis().flushdb()  # what a Redis restart without persistence leaves
+
+    services.order_reserve(sale_id=sale.pk, buyer_id=buyers[2].pk)
+
+    assert redis_stock(sale) == 0
+    with pytest.raises(services.BuyRefused) as refused:
+        services.order_reserve(sale_id=sale.pk, buyer_id=buyers[3].pk)
+    assert refused.value.outcome == "sold_out"
+
+
+def test_reconcile_requeues_then_fails_stale_pending_orders(make_sale, buyers, settings):
+    settings.ORDER_REQUEUE_AFTER, settings.ORDER_FAIL_AFTER = 30, 600
+    sale = make_sale(stock=2)
+    order = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+
+    assert services.orders_reconcile().requeued == 0  # too young
+    later = timezone.now() + timedelta(seconds=60)
+    assert services.orders_reconcile(now=later).requeued == 1
+    much_later = timezone.now() + timedelta(seconds=700)
+    assert services.orders_reconcile(now=much_later).failed == 1
+
+    order.refresh_from_db()
+    assert (order.status, order.reason) == (Order.Status.FAILED, "timeout")
+    assert redis_stock(sale) == 2
+
+
+def test_reconcile_releases_orphan_reservations_only(make_sale, buyers, settings):
+    settings.ORDER_REQUEUE_AFTER = 30
+    sale = make_sale(stock=5)
+    gate.load(sale)
+    orphan = str(uuid.uuid4())  # the web process died between the gate and the INSERT
+    gate.reserve(sale_id=sale.pk, buyer_id=buyers[0].pk, token=orphan, quantity=1)
+    kept = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[1].pk)
+
+    report = services.orders_reconcile(now=timezone.now() + timedelta(seconds=60))
+
+    assert report.released == 1
+    assert set(gate.reservations(sale_id=sale.pk)) == {str(kept.token)}
+    assert redis_stock(sale) == 4
+
+
+def test_warm_loads_sales_opening_soon_only(make_sale, settings):
+    settings.WARM_AHEAD = 600
+    soon = make_sale(stock=5, starts_in=300)
+    later = make_sale(stock=5, starts_in=3600)
+    assert services.sales_warm() == 1
+    assert gate.redis().exists(gate.keys(soon.pk)[0])
+    assert not gate.redis().exists(gate.keys(later.pk)[0])
+
+
+def test_selling_out_drops_the_cached_sale_page(client, make_sale, buyers):
+    sale = make_sale(stock=1)
+    client.get(f"/sales/{sale.pk}/")
+    assert client.get(f"/sales/{sale.pk}/")["X-Page-Cache"] == "HIT"
+
+    order = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
+    services.order_place(token=str(order.token))
+
+    page = client.get(f"/sales/{sale.pk}/")
+    assert page["X-Page-Cache"] == "MISS"
+    assert b">sold_out<" in page.content

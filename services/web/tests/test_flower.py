@@ -1,0 +1,37 @@
+"""Flower's entry script: basic auth is mandatory outside local development."""
+
+import os
+import subprocess
+
+import requests
+from port_for import get_port
+
+from tools.stack import SCRIPTS, Process, base_env
+
+
+def test_flower_refuses_to_start_without_basic_auth():
+    env = base_env(DJANGO_SETTINGS_MODULE="config.settings.production")
+    env.pop("FLOWER_BASIC_AUTH", None)
+    done = subprocess.run(
+        [str(SCRIPTS["flower"])], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert "FLOWER_BASIC_AUTH" in done.stderr
+
+
+def test_flower_asks_for_its_password(tmp_path):
+    port = get_port(None)
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        REDIS_URL=os.environ["REDIS_URL"],
+        FLOWER_PORT=str(port),
+        FLOWER_BASIC_AUTH="ops:s3cret-pass",
+    )
+    flower = Process("flower", env, tmp_path, "Visit me at").start()
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        assert requests.get(url, timeout=10).status_code == 401
+        assert requests.get(url, auth=("ops", "wrong"), timeout=10).status_code == 401
+        assert requests.get(url, auth=("ops", "s3cret-pass"), timeout=10).status_code == 200
+    finally:
+        flower.stop()
