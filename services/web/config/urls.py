@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from accounts import views as accounts_views
 from accounts.urls import api_urlpatterns as auth_api
+from common import health
 from orders.urls import urlpatterns as orders_api
 from sales import views as sales_views
 
@@ -10,6 +11,8 @@ handler400 = "common.http.bad_request"
 handler404 = "common.http.not_found"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("login/", accounts_views.login_page, name="login"),
     path("sales/", sales_views.sale_list, name="sale-list"),

@@ -42,6 +42,7 @@ def stack_env(tmp_path):
         GUNICORN_WORKERS="4",
         CONN_MAX_AGE="0",
         CELERY_BEAT_SCHEDULE_FILE=str(tmp_path / "beat-schedule"),
+        HEARTBEAT_FILE=str(tmp_path / "heartbeat"),
         LOG_LEVEL="INFO",
     )
     return {"env": env, "url": f"http://127.0.0.1:{port}", "logs": tmp_path}
@@ -133,6 +134,11 @@ def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale):
     url = stack_env["url"]
     start(processes, "web", stack_env, "Listening at")
     start(processes, "worker", stack_env, " ready.", CELERY_WORKER_CONCURRENCY="50")
+    heartbeat = stack_env["logs"] / "heartbeat"  # what the Kubernetes liveness probe reads
+    deadline = time.monotonic() + 10
+    while not heartbeat.exists():
+        assert time.monotonic() < deadline, "the worker wrote no heartbeat"
+        time.sleep(0.1)
     sessions = log_in_buyers(url, stack_env["logs"] / "sms.jsonl")
     sale = make_sale(name="Storm", stock=STOCK)
 

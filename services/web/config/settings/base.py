@@ -11,6 +11,7 @@ env = environ.Env()
 
 SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
+# Keep "localhost" in production too: the Kubernetes probes send Host: localhost.
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -139,6 +140,9 @@ CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=86400)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# On SIGTERM the worker keeps running its tasks this long (soft shutdown, Celery 5.5+), then
+# stops; the pod's terminationGracePeriodSeconds must be larger (k8s/base/worker.yaml: 60).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=30.0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's default. 1 looks safer with acks_late but on the Redis transport it leaves the pool
