@@ -25,8 +25,7 @@ test: deps venv lint
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(PYTHON) -m tools.lint
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .
@@ -41,7 +40,20 @@ run: venv
 local: deps venv
 	$(PYTHON) -m tools.local
 
-up down bench loadtest:
+COMPOSE := docker compose -f deploy/compose.yml
+
+.env:
+	cp .env.example .env
+	@echo "created .env from .env.example: change its secrets before any real use"
+
+up: .env
+	$(COMPOSE) up --build --detach --wait
+	@echo "qbuy: http://localhost:8080/sales/  flower: http://localhost:5555/"
+
+down:
+	$(COMPOSE) down
+
+bench loadtest:
 	@echo "make $@ arrives with a later issue (see README.md)." >&2; exit 2
 
 clean:

@@ -22,15 +22,11 @@ WEB_PORT = int(os.environ.get("QBUY_WEB_PORT", "8000"))
 FLOWER_PORT = os.environ.get("FLOWER_PORT", "5555")
 
 
-def nginx_config() -> str:
+def nginx_config(conf: str) -> str:
     """deploy/nginx.conf with only the ports, the upstream and the static folder changed."""
-    conf = (ROOT / "deploy/nginx.conf").read_text()
     conf = re.sub(r"listen 8080\b", f"listen 127.0.0.1:{NGINX_PORT}", conf)
     conf = conf.replace("server web:8000;", f"server 127.0.0.1:{WEB_PORT};")
-    conf = conf.replace("alias /app/staticfiles/;", f"alias {ROOT}/services/web/staticfiles/;")
-    path = DATA / "nginx.conf"
-    path.write_text(conf)
-    return str(path)
+    return conf.replace("alias /app/staticfiles/;", f"alias {ROOT}/services/web/staticfiles/;")
 
 
 def pump(name: str, proc: subprocess.Popen) -> None:
@@ -65,13 +61,14 @@ def main() -> int:
         web_dir = ROOT / "services/web"
         for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"]):
             subprocess.run(manage + args, cwd=web_dir, env=env, check=True)
-        os.makedirs("/tmp/qbuy-nginx", exist_ok=True)  # noqa: S108 - fixed in deploy/nginx.conf
+        conf = DATA / "nginx.conf"
+        conf.write_text(nginx_config((ROOT / "deploy/nginx.conf").read_text()))
         commands = {
             "web": [str(SCRIPTS["web"])],
             "worker": [str(SCRIPTS["worker"])],
             "beat": [str(SCRIPTS["beat"])],
             "flower": [str(SCRIPTS["flower"])],
-            "nginx": ["nginx", "-c", nginx_config(), "-g", "daemon off;"],
+            "nginx": ["nginx", "-c", str(conf), "-g", "daemon off;"],
         }
         return supervise(commands, env)
     finally:

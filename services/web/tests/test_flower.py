@@ -33,5 +33,7 @@ def test_flower_asks_for_its_password(tmp_path):
         assert requests.get(url, timeout=10).status_code == 401
         assert requests.get(url, auth=("ops", "wrong"), timeout=10).status_code == 401
         assert requests.get(url, auth=("ops", "s3cret-pass"), timeout=10).status_code == 200
+        # The Kubernetes readiness probe (k8s/base/flower.yaml) has no password.
+        assert requests.get(f"{url}healthcheck", timeout=10).text == "OK"
     finally:
         flower.stop()
