@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import requests
@@ -60,7 +61,12 @@ def local_stack(tmp_path):
         time.sleep(0.3)
     yield {"proc": proc, "url": url, "sms": tmp_path / "sms.jsonl", "ports": ports}
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # Ctrl-C, as a developer stops it: the launcher stops its children (their own sessions).
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
     log.close()
 
 
@@ -113,3 +119,29 @@ def test_nginx_limits_sms_code_requests_with_429(local_stack):
     # 6 per minute with a burst of 3: the first 4 pass, the rest are refused by nginx.
     assert statuses[:4] == [202] * 4
     assert 429 in statuses[4:]
+
+
+def test_nginx_micro_cache_is_for_anonymous_pages_only(local_stack):
+    url = local_stack["url"]
+    sale_services.sale_create(name="Cached kettle", stock=1)
+    page = f"{url}/sales/?run={uuid.uuid4().hex}"  # nginx's cache folder outlives a run
+    first = requests.get(page, timeout=10)
+    second = requests.get(page, timeout=10)
+    assert (first.headers["X-Micro-Cache"], second.headers["X-Micro-Cache"]) == ("MISS", "HIT")
+    # A request with a session never reads the micro-cache ...
+    as_user = requests.get(f"{url}/sales/", cookies={"SESSION_ID": "abc"}, timeout=10)
+    assert as_user.headers["X-Micro-Cache"] == "BYPASS"
+    # ... and a response that sets a cookie (the login form's CSRF cookie) is never stored.
+    for _ in range(2):
+        login = requests.get(f"{url}/login/", timeout=10)
+        assert "csrftoken" in login.cookies
+        assert login.headers["X-Micro-Cache"] == "MISS"
+
+
+def test_nginx_limits_buys_per_address_with_429(local_stack):
+    url = local_stack["url"]
+    statuses = [requests.post(f"{url}/api/sales/1/buy", timeout=10).status_code for _ in range(60)]
+    # 20 per second with a burst of 20: Django answers the first ones (403: no CSRF token),
+    # nginx refuses the rest without reaching it.
+    assert statuses[0] != 429
+    assert statuses.count(429) > 0

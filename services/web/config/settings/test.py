@@ -7,3 +7,8 @@ SECRET_KEY = env("SECRET_KEY", default="test-only-not-secret-5b2e9a7c1d3f4e6a8b0
 SMS_BACKEND = env("SMS_BACKEND", default="locmem")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = False
+# No collectstatic before tests: plain storage, no manifest to look names up in.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
