@@ -148,7 +148,3 @@ def load(sale) -> bool:
         return True
     finally:
         lock.release()
-
-
-def forget(sale_id: int) -> None:
-    redis().delete(*keys(sale_id))
