@@ -26,7 +26,7 @@ def nginx_config(conf: str) -> str:
     """deploy/nginx.conf with only the ports, the upstream and the static folder changed."""
     conf = re.sub(r"listen 8080\b", f"listen 127.0.0.1:{NGINX_PORT}", conf)
     conf = conf.replace("server web:8000;", f"server 127.0.0.1:{WEB_PORT};")
-    return conf.replace("alias /app/staticfiles/;", f"alias {ROOT}/services/web/staticfiles/;")
+    return conf.replace("root /app/staticfiles;", f"root {ROOT}/services/web/staticfiles;")
 
 
 def pump(name: str, proc: subprocess.Popen) -> None:

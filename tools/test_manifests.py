@@ -34,8 +34,10 @@ def test_worker_liveness_does_not_ask_the_broker():
     worker = rendered()[("Deployment", "worker")]["spec"]["template"]["spec"]
     command = " ".join(worker["containers"][0]["livenessProbe"]["exec"]["command"])
     assert "heartbeat" in command and "celery" not in command
-    # Celery's soft shutdown (settings: 30 s) must end before the pod is killed.
-    assert worker["terminationGracePeriodSeconds"] > 30
+    # The warm shutdown waits for running tasks, each bounded by the task time limit: that must
+    # end, with room to hand prefetched tasks back, before the pod is killed.
+    config = rendered()[("ConfigMap", "qbuy-config")]["data"]
+    assert worker["terminationGracePeriodSeconds"] >= int(config["CELERY_TASK_TIME_LIMIT"]) + 10
 
 
 def test_exactly_one_beat():

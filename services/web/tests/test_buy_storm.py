@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
 
@@ -62,8 +63,8 @@ def start(processes, name, stack_env, ready, **env):
     return proc
 
 
-def log_in_buyers(url: str, sms_file) -> list[requests.Session]:
-    phones = [f"+1555{n:07d}" for n in range(BUYERS)]
+def log_in_buyers(url: str, sms_file, count: int = BUYERS) -> list[requests.Session]:
+    phones = [f"+1555{n:07d}" for n in range(count)]
     sessions = {phone: requests.Session() for phone in phones}
 
     def ask_code(phone):
@@ -190,3 +191,62 @@ def test_storm_survives_a_killed_worker(stack_env, processes, make_sale):
     print(f"drained {time.monotonic() - t0:.2f}s after the restart began (worker + beat start)")
 
     assert_invariants(sale, answers)
+
+
+def test_sigterm_mid_order_is_bounded_and_the_order_still_ends_confirmed(
+    stack_env, processes, make_sale
+):
+    """`docker stop` / a pod deletion while an order task is stuck on Postgres: the warm
+    shutdown ends within the task time limit (not whenever Postgres lets go), and the order it
+    could not finish is confirmed by the next worker, once."""
+    url = stack_env["url"]
+    limit = 3
+    # The sender writes the time limit into each task message: web and beat need it too.
+    fast = {
+        "ORDER_REQUEUE_AFTER": "2",
+        "RECONCILE_INTERVAL": "1",
+        "BROKER_VISIBILITY_TIMEOUT": "5",
+        "CELERY_TASK_TIME_LIMIT": str(limit),
+    }
+    start(processes, "web", stack_env, "Listening at", **fast)
+    worker = start(processes, "worker", stack_env, " ready.", **fast)
+    (session,) = log_in_buyers(url, stack_env["logs"] / "sms.jsonl", count=1)
+    sale = make_sale(name="Stuck kettle", stock=5)
+
+    with transaction.atomic():
+        # The stock decrement waits for this row lock; the order INSERT (FOR KEY SHARE) does not.
+        Sale.objects.select_for_update(no_key=True).get(pk=sale.pk)
+        r = session.post(f"{url}/api/sales/{sale.pk}/buy", json={}, timeout=30)
+        assert r.status_code == 202, r.text
+        token = r.json()["order"]
+        deadline = time.monotonic() + 30
+        while not lock_waiters():
+            assert time.monotonic() < deadline, "the order task never reached the stock update"
+            time.sleep(0.05)
+
+        t0 = time.monotonic()
+        worker.stop(timeout=30)
+        stopped_in = time.monotonic() - t0
+        print(f"\nworker stopped {stopped_in:.2f}s after SIGTERM (task time limit {limit}s)")
+        assert worker.proc.returncode == 0
+        assert stopped_in < limit + 5
+        assert f"Hard time limit ({limit}s) exceeded" in worker.log.read_text()
+        assert Order.objects.get(token=token).status == Order.Status.PENDING
+
+    start(processes, "worker", stack_env, " ready.", **fast)
+    start(processes, "beat", stack_env, "beat: Starting", **fast)
+    wait_until_drained(timeout=60)
+    assert Order.objects.get(token=token).status == Order.Status.CONFIRMED
+    sale.refresh_from_db()
+    assert sale.remaining == 4  # decremented once: the cut-off attempt was rolled back
+
+
+def lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        # Inside a transaction Postgres keeps serving its first snapshot of pg_stat_activity.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]

@@ -94,7 +94,14 @@ def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
     assert status == "confirmed"
 
     # nginx: static files, the micro-cache header, unknown hosts dropped, Flower up.
-    assert requests.get(f"{url}/static/admin/css/base.css", timeout=10).status_code == 200
+    css = requests.get(f"{url}/static/admin/css/base.css", timeout=10)
+    assert css.status_code == 200
+    assert css.headers["Cache-Control"] == "max-age=604800"  # nginx's `expires 7d`
+    assert "Server-Timing" not in css.headers  # not from Django
+    # A name nginx's folder lacks is asked of the app (WhiteNoise), not refused by nginx.
+    missing = requests.get(f"{url}/static/not-collected-{uuid.uuid4().hex}.css", timeout=10)
+    assert missing.status_code == 404
+    assert "Server-Timing" in missing.headers
     assert "X-Micro-Cache" in requests.get(f"{url}/sales/", timeout=10).headers
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/sales/", headers={"Host": "evil.example"}, timeout=10)

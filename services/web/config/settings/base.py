@@ -141,9 +141,13 @@ CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=86400)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# On SIGTERM the worker keeps running its tasks this long (soft shutdown, Celery 5.5+), then
-# stops; the pod's terminationGracePeriodSeconds must be larger (k8s/base/worker.yaml: 60).
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=30.0)
+# SIGTERM (docker stop, a pod deletion) is Celery's warm shutdown: stop taking tasks, finish the
+# running ones. This limit bounds "finish" so the worker is gone well inside the pod's grace
+# period (k8s/base/worker.yaml: 60 s); a task cut off leaves its order pending for the
+# reconciler. Celery's own soft shutdown (worker_soft_shutdown_timeout) is not used: with
+# -P gevent it sleeps inside gevent's signal callback and the worker dies with
+# BlockingSwitchOutError instead of stopping (measured, tests/test_buy_storm.py).
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=20)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's default. 1 looks safer with acks_late but on the Redis transport it leaves the pool
