@@ -145,8 +145,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # running ones. This limit bounds "finish" so the worker is gone well inside the pod's grace
 # period (k8s/base/worker.yaml: 60 s); a task cut off leaves its order pending for the
 # reconciler. Celery's own soft shutdown (worker_soft_shutdown_timeout) is not used: with
-# -P gevent it sleeps inside gevent's signal callback and the worker dies with
-# BlockingSwitchOutError instead of stopping (measured, tests/test_buy_storm.py).
+# -P gevent it sleeps inside gevent's signal callback, hits BlockingSwitchOutError and hangs
+# until SIGKILL (Celery 5.7, seen while writing the SIGTERM test in tests/test_buy_storm.py).
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=20)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
