@@ -1,7 +1,9 @@
 import contextlib
 import json
+import os
 
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 from django.db import DatabaseError
 
@@ -20,6 +22,17 @@ def _clean_caches_and_outbox():
         # A database cache's table exists only in the tests that create it.
         with contextlib.suppress(DatabaseError):
             cache.clear()
+
+
+@pytest.fixture
+def server_urls():
+    """DATABASE_URL and REDIS_URL for processes started from the entry scripts: the test
+    database pytest-django created, not the one named in the environment."""
+    db = settings.DATABASES["default"]
+    return {
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": os.environ["REDIS_URL"],
+    }
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from common.http import ApiError, api_view, json_body
+from common.http import ApiError, api_view, json_body, require_user
 
 from . import services
 from .forms import CodeForm, PhoneForm
@@ -70,8 +70,7 @@ def api_logout(request):
 @never_cache
 @api_view("GET")
 def me(request):
-    if not request.user.is_authenticated:
-        raise ApiError(401, "not_authenticated")
+    require_user(request)
     return JsonResponse({"user": user_payload(request.user)})
 
 

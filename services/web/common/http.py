@@ -41,6 +41,12 @@ def api_view(*methods: str):
     return decorator
 
 
+def require_user(request) -> None:
+    """401 with a JSON body for a request without a logged-in user."""
+    if not request.user.is_authenticated:
+        raise ApiError(401, "not_authenticated")
+
+
 def json_body(request, *fields: str) -> dict:
     """The request's JSON object with ``fields`` present as strings, or an ApiError."""
     data = _json_object(request)

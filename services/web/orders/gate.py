@@ -135,15 +135,8 @@ def load(sale) -> bool:
             pipe.hset(buyers_key, buyer_id, qty)
         for token, buyer_id, qty in pending.values_list("token", "buyer_id", "quantity"):
             pipe.hset(resv_key, str(token), f"{buyer_id}:{qty}:{now_ms}")
-        pipe.hset(
-            sale_key,
-            mapping={
-                "starts": int(sale.starts_at.timestamp() * 1000),
-                "ends": int(sale.ends_at.timestamp() * 1000),
-                "limit": sale.per_buyer_limit,
-                "stock": max(0, sale.remaining - pending_qty),
-            },
-        )
+        stock = max(0, sale.remaining - pending_qty)
+        pipe.hset(sale_key, mapping={**_window(sale), "stock": stock})
         pipe.execute()
         return True
     finally:

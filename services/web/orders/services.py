@@ -139,16 +139,16 @@ def orders_reconcile(*, now=None) -> ReconcileReport:
         else:
             _enqueue(str(order.token))
             report.requeued += 1
-    report.released = _release_orphans(now_ms=int(now.timestamp() * 1000))
+    report.released = _release_orphans(now=now)
     return report
 
 
-def _release_orphans(*, now_ms: int) -> int:
+def _release_orphans(*, now) -> int:
     """Reservations older than the re-queue delay with no Order row: the web process died
     between the gate and the insert. Their buyers never got a 202, so they may try again."""
     released = 0
-    cutoff = now_ms - settings.ORDER_REQUEUE_AFTER * 1000
-    open_sales = Sale.objects.filter(ends_at__gt=timezone.now() - timedelta(hours=1))
+    cutoff = int(now.timestamp() * 1000) - settings.ORDER_REQUEUE_AFTER * 1000
+    open_sales = Sale.objects.filter(ends_at__gt=now - timedelta(hours=1))
     for sale_id in open_sales.values_list("pk", flat=True):
         old = [t for t, (_, _, at) in gate.reservations(sale_id=sale_id).items() if at < cutoff]
         if not old:

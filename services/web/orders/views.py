@@ -1,7 +1,14 @@
 from django.core.paginator import EmptyPage, Paginator
 from django.http import JsonResponse
 
-from common.http import ApiError, api_view, json_body_optional, page_number, page_payload
+from common.http import (
+    ApiError,
+    api_view,
+    json_body_optional,
+    page_number,
+    page_payload,
+    require_user,
+)
 
 from . import services
 from .models import Order
@@ -29,14 +36,9 @@ def order_payload(order: Order) -> dict:
     return payload
 
 
-def _require_user(request):
-    if not request.user.is_authenticated:
-        raise ApiError(401, "not_authenticated")
-
-
 @api_view("POST")
 def buy(request, pk: int):
-    _require_user(request)
+    require_user(request)
     data = json_body_optional(request)
     quantity = data.get("quantity", 1)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
@@ -50,7 +52,7 @@ def buy(request, pk: int):
 
 @api_view("GET")
 def order_detail(request, token):
-    _require_user(request)
+    require_user(request)
     order = Order.objects.filter(token=token, buyer=request.user).first()
     if order is None:  # someone else's order is as invisible as a missing one
         raise ApiError(404, "not_found")
@@ -59,7 +61,7 @@ def order_detail(request, token):
 
 @api_view("GET")
 def order_list(request):
-    _require_user(request)
+    require_user(request)
     orders = Order.objects.filter(buyer=request.user).order_by("-created_at", "-pk")
     try:
         page = Paginator(orders, 20).page(page_number(request))

@@ -3,14 +3,12 @@ same entry scripts as the containers, against the throwaway Postgres and Redis; 
 with SMS codes and buy over HTTP, all at once."""
 
 import json
-import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
@@ -28,13 +26,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def stack_env(tmp_path):
-    db = settings.DATABASES["default"]
+def stack_env(tmp_path, server_urls):
     port = get_port(None)
     env = base_env(
         DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=os.environ["REDIS_URL"],
+        **server_urls,
         CACHE_URL="locmemcache://",
         SMS_BACKEND="file",
         SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),

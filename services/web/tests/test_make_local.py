@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 import requests
-from django.conf import settings
 from port_for import get_port
 
 from sales import services as sale_services
@@ -21,16 +20,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def local_stack(tmp_path):
-    db = settings.DATABASES["default"]
+def local_stack(tmp_path, server_urls):
     ports = {
         "QBUY_PORT": get_port(None),
         "QBUY_WEB_PORT": get_port(None),
         "FLOWER_PORT": get_port(None),
     }
     env = base_env(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=os.environ["REDIS_URL"],
+        **server_urls,
         SMS_BACKEND="file",
         SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),
         **{k: str(v) for k, v in ports.items()},
