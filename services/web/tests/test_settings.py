@@ -9,6 +9,13 @@ from pathlib import Path
 import pytest
 
 WEB = Path(__file__).resolve().parents[1]  # services/web
+# The published placeholder that `make up` copies into .env: read from the file, so the test
+# follows it if it changes.
+EXAMPLE_SECRET_KEY = next(
+    line.split("=", 1)[1]
+    for line in (WEB.parents[1] / ".env.example").read_text().splitlines()
+    if line.startswith("SECRET_KEY=")
+)
 
 
 def _run(args, **env_overrides):
@@ -32,8 +39,10 @@ def _run(args, **env_overrides):
         "short",
         "django-insecure-" + "x" * 50,
         "dev-only-not-secret-8c1f3e0d6a2b4f7e9d5c" + "x" * 20,
+        EXAMPLE_SECRET_KEY,
+        "CHANGE-ME-" + secrets.token_urlsafe(45),
     ],
-    ids=["unset", "empty", "short", "django-insecure", "dev-only"],
+    ids=["unset", "empty", "short", "django-insecure", "dev-only", "env-example", "change-me"],
 )
 def test_production_refuses_a_weak_secret_key(secret_key):
     extra = {} if secret_key is None else {"SECRET_KEY": secret_key}

@@ -5,8 +5,18 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import SECRET_KEY, env
 
-if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure") or "dev-only" in SECRET_KEY:
+# Markers of keys that are published, not secret: Django's startproject default, our dev/test
+# defaults, and .env.example's placeholder (matched by marker, not by the exact string, so an
+# edited placeholder like "change-me-..." with other characters is refused too).
+_PUBLISHED_KEY_MARKERS = ("django-insecure", "not-secret", "change-me", "changeme")
+if len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("Production needs SECRET_KEY: at least 50 random characters.")
+if any(marker in SECRET_KEY.lower() for marker in _PUBLISHED_KEY_MARKERS):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a published placeholder (e.g. .env.example's); production needs"
+        " 50+ random characters of your own, e.g. python -c 'import secrets;"
+        " print(secrets.token_urlsafe(50))'."
+    )
 
 DEBUG = False
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
