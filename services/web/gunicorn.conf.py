@@ -16,3 +16,7 @@ max_requests_jitter = 200
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn >= 25.1 opens a control socket for `gunicornc` in $HOME/.gunicorn/ (HOME is /app in
+# the image): nothing here uses it, the orchestrator manages gunicorn by signals, and on a
+# read-only root filesystem it only logs "Control server error" at every start.
+control_socket_disable = True
