@@ -1,11 +1,34 @@
 #!/bin/sh
-# Flower entry point: the worker image with its own command. Basic auth is mandatory
-# outside local development.
+# Flower entry point: the worker image with its own command. Basic auth is mandatory outside
+# local development. Flower reads every FLOWER_* variable itself (FLOWER_BASIC_AUTH,
+# FLOWER_PORT, FLOWER_ADDRESS): nothing goes on the command line, where `ps` would show the
+# password to every user of the machine.
 set -eu
 cd "$(dirname "$0")/../web"
-if [ -z "${FLOWER_BASIC_AUTH:-}" ] && [ "${DJANGO_SETTINGS_MODULE:-}" != "config.settings.local" ]; then
+local_dev=false
+[ "${DJANGO_SETTINGS_MODULE:-}" = "config.settings.local" ] && local_dev=true
+if [ -z "${FLOWER_BASIC_AUTH:-}" ] && ! $local_dev; then
     echo "FLOWER_BASIC_AUTH (user:password) is required" >&2
     exit 1
 fi
-exec celery -A config.celery_app flower --port="${FLOWER_PORT:-5555}" \
-    ${FLOWER_BASIC_AUTH:+--basic-auth="$FLOWER_BASIC_AUTH"}
+# Flower splits the value on commas, one user:password each. Without a colon no login can
+# ever match; the example's change-me is published, so it is no password.
+set -f
+old_ifs=$IFS
+IFS=,
+for credential in ${FLOWER_BASIC_AUTH:-}; do
+    case $credential in
+    ?*:?*) ;;
+    *)
+        echo "FLOWER_BASIC_AUTH must be user:password (comma-separated for several users)" >&2
+        exit 1
+        ;;
+    esac
+    if [ "${credential#*:}" = "change-me" ] && ! $local_dev; then
+        echo "FLOWER_BASIC_AUTH has the example's password change-me: set your own" >&2
+        exit 1
+    fi
+done
+IFS=$old_ifs
+set +f
+exec celery -A config.celery_app flower

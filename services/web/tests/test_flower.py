@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+import psutil
+import pytest
 import requests
 from port_for import get_port
 
@@ -19,6 +21,29 @@ def test_flower_refuses_to_start_without_basic_auth():
     assert "FLOWER_BASIC_AUTH" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "basic_auth, message",
+    [
+        ("admin:change-me", "change-me"),  # .env.example's
+        ("ops:s3cret-pass,admin:change-me", "change-me"),
+        ("admin", "user:password"),
+        ("admin:", "user:password"),
+        (":s3cret-pass", "user:password"),
+    ],
+    ids=["example", "example-among-others", "no-colon", "no-password", "no-user"],
+)
+def test_flower_refuses_unusable_or_published_credentials(basic_auth, message):
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="config.settings.production", FLOWER_BASIC_AUTH=basic_auth
+    )
+    done = subprocess.run(
+        [str(SCRIPTS["flower"])], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "s3cret-pass" not in done.stderr
+
+
 def test_flower_asks_for_its_password(tmp_path):
     port = get_port(None)
     env = base_env(
@@ -26,9 +51,17 @@ def test_flower_asks_for_its_password(tmp_path):
         REDIS_URL=os.environ["REDIS_URL"],
         FLOWER_PORT=str(port),
         FLOWER_BASIC_AUTH="ops:s3cret-pass",
+        FLOWER_ADDRESS="127.0.0.1",
     )
     flower = Process("flower", env, tmp_path, "Visit me at").start()
     try:
+        # The entry script execs Flower: same pid. `ps` shows every user the command line.
+        running = psutil.Process(flower.proc.pid)
+        for proc in [running, *running.children(recursive=True)]:
+            assert "s3cret-pass" not in " ".join(proc.cmdline())
+        # FLOWER_ADDRESS binds it: nothing listens beyond loopback.
+        listening = {c.laddr for c in running.net_connections("inet") if c.status == "LISTEN"}
+        assert listening == {("127.0.0.1", port)}
         url = f"http://127.0.0.1:{port}/"
         assert requests.get(url, timeout=10).status_code == 401
         assert requests.get(url, auth=("ops", "wrong"), timeout=10).status_code == 401
