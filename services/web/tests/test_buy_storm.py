@@ -2,18 +2,17 @@
 same entry scripts as the containers, against the throwaway Postgres and Redis; buyers log in
 with SMS codes and buy over HTTP, all at once."""
 
-import json
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
 
+from loadtests.storm import Answer, fire, format_summary, log_in_buyers, sms_file_codes, summary
 from orders import gate
+from orders.invariants import check_sale, wait_drained
 from orders.models import Order
 from sales.models import Sale
 from tools.stack import Process, base_env
@@ -59,72 +58,32 @@ def start(processes, name, stack_env, ready, **env):
     return proc
 
 
-def log_in_buyers(url: str, sms_file, count: int = BUYERS) -> list[requests.Session]:
-    phones = [f"+1555{n:07d}" for n in range(count)]
-    sessions = {phone: requests.Session() for phone in phones}
-
-    def ask_code(phone):
-        s = sessions[phone]
-        token = s.get(f"{url}/api/auth/csrf", timeout=30).json()["csrf_token"]
-        s.headers["X-CSRFToken"] = token
-        r = s.post(f"{url}/api/auth/code", json={"phone": phone}, timeout=30)
-        assert r.status_code == 202, r.text
-
-    with ThreadPoolExecutor(32) as pool:
-        list(pool.map(ask_code, phones))
-    codes = {m["phone"]: m["code"] for m in map(json.loads, sms_file.read_text().splitlines())}
-    assert set(codes) == set(phones)
-
-    def log_in(phone):
-        s = sessions[phone]
-        r = s.post(f"{url}/api/auth/login", json={"phone": phone, "code": codes[phone]}, timeout=30)
-        assert r.status_code == 200, r.text
-        # Django rotates the CSRF token at login.
-        s.headers["X-CSRFToken"] = s.cookies["csrftoken"]
-
-    with ThreadPoolExecutor(32) as pool:
-        list(pool.map(log_in, phones))
-    return list(sessions.values())
+def log_in(stack_env, count: int = BUYERS):
+    return log_in_buyers(stack_env["url"], sms_file_codes(stack_env["logs"] / "sms.jsonl"), count)
 
 
-def storm(url: str, sale_id: int, sessions) -> list[tuple[int, dict]]:
-    def buy(session):
-        r = session.post(f"{url}/api/sales/{sale_id}/buy", json={}, timeout=60)
-        return r.status_code, r.json()
-
-    attempts = [s for s in sessions for _ in range(ATTEMPTS_PER_BUYER)]
-    with ThreadPoolExecutor(100) as pool:
-        return list(pool.map(buy, attempts))
+def storm(url: str, sale_id: int, sessions) -> list[Answer]:
+    return fire(url, sale_id, sessions, attempts_per_buyer=ATTEMPTS_PER_BUYER)
 
 
-def wait_until_drained(timeout: float) -> float:
-    started = time.monotonic()
-    while Order.objects.filter(status=Order.Status.PENDING).exists():
-        assert time.monotonic() - started < timeout, "orders still pending"
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
-def assert_invariants(sale: Sale, answers):
-    statuses = Counter(status for status, _ in answers)
-    accepted = [body["order"] for status, body in answers if status == 202]
-    refused = Counter(body["error"] for status, body in answers if status != 202)
-    print(f"\nanswers: {dict(statuses)}; refusals: {dict(refused)}")
-    # Every answer is a 202 or a 409, nothing else (no 5xx, no 429).
-    assert set(statuses) <= {202, 409}
-    assert set(refused) <= {"sold_out", "already_bought"}
-    orders = Order.objects.filter(sale=sale)
-    by_status = Counter(orders.values_list("status", flat=True))
-    print(f"orders: {dict(by_status)}")
-    assert by_status[Order.Status.CONFIRMED] == STOCK
-    assert by_status[Order.Status.PENDING] == 0
-    # Every 202 ended confirmed or failed, and no order exists that was not answered 202.
-    assert sorted(str(t) for t in orders.values_list("token", flat=True)) == sorted(accepted)
-    per_buyer = Counter(orders.values_list("buyer_id", flat=True))
-    assert max(per_buyer.values()) == 1
-    sale.refresh_from_db()
-    assert sale.remaining == 0
-    assert int(gate.redis().hget(gate.keys(sale.pk)[0], "stock")) == 0
+def assert_invariants(sale: Sale, answers: list[Answer]):
+    figures = summary(answers)
+    print(f"\n{format_summary(figures)}")
+    # Every answer is a 202 or a 409, nothing else (no 5xx, no 429, no connection error).
+    assert set(figures["statuses"]) <= {202, 409}
+    assert set(figures["refusals"]) <= {"sold_out", "already_bought"}
+    accepted = figures["accepted"]
+    assert len(accepted) == figures["statuses"].get(202, 0)  # every 202 names its order
+    assert len(set(accepted)) == len(accepted)
+    # Every 202 ended confirmed or failed, no order exists that was not answered 202, no buyer
+    # has two, nothing pending, Postgres adds up and Redis agrees with it.
+    report = check_sale(sale.pk, accepted)
+    print(f"orders: {report.orders}")
+    assert report.violations == []
+    assert report.orders.get(Order.Status.CONFIRMED) == STOCK
+    assert report.duplicate_buyers == 0
+    assert report.remaining == 0
+    assert report.redis_stock == 0
 
 
 def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale):
@@ -136,13 +95,13 @@ def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale):
     while not heartbeat.exists():
         assert time.monotonic() < deadline, "the worker wrote no heartbeat"
         time.sleep(0.1)
-    sessions = log_in_buyers(url, stack_env["logs"] / "sms.jsonl")
+    sessions = log_in(stack_env)
     sale = make_sale(name="Storm", stock=STOCK)
 
     t0 = time.monotonic()
     answers = storm(url, sale.pk, sessions)
     fired = time.monotonic() - t0
-    drained = wait_until_drained(timeout=60)
+    drained = wait_drained(sale.pk, timeout=60)
     print(f"{len(answers)} requests from {BUYERS} buyers in {fired:.2f}s; drained {drained:.2f}s")
 
     assert len(answers) >= 500
@@ -160,7 +119,7 @@ def test_storm_survives_a_killed_worker(stack_env, processes, make_sale):
     # A small pool drains slowly enough that the kill lands mid-queue.
     slow = {**fast, "CELERY_WORKER_CONCURRENCY": "2", "WORKER_DB_CONNECTIONS": "2"}
     worker = start(processes, "worker", stack_env, " ready.", **slow)
-    sessions = log_in_buyers(url, stack_env["logs"] / "sms.jsonl")
+    sessions = log_in(stack_env)
     sale = make_sale(name="Storm with a kill", stock=STOCK)
 
     with ThreadPoolExecutor(1) as background:
@@ -183,7 +142,7 @@ def test_storm_survives_a_killed_worker(stack_env, processes, make_sale):
     t0 = time.monotonic()
     start(processes, "worker", stack_env, " ready.", **slow)
     start(processes, "beat", stack_env, "beat: Starting", **fast)
-    wait_until_drained(timeout=90)
+    wait_drained(sale.pk, timeout=90)
     print(f"drained {time.monotonic() - t0:.2f}s after the restart began (worker + beat start)")
 
     assert_invariants(sale, answers)
@@ -206,7 +165,7 @@ def test_sigterm_mid_order_is_bounded_and_the_order_still_ends_confirmed(
     }
     start(processes, "web", stack_env, "Listening at", **fast)
     worker = start(processes, "worker", stack_env, " ready.", **fast)
-    (session,) = log_in_buyers(url, stack_env["logs"] / "sms.jsonl", count=1)
+    (session,) = log_in(stack_env, count=1)
     sale = make_sale(name="Stuck kettle", stock=5)
 
     with transaction.atomic():
@@ -231,7 +190,7 @@ def test_sigterm_mid_order_is_bounded_and_the_order_still_ends_confirmed(
 
     start(processes, "worker", stack_env, " ready.", **fast)
     start(processes, "beat", stack_env, "beat: Starting", **fast)
-    wait_until_drained(timeout=60)
+    wait_drained(sale.pk, timeout=60)
     assert Order.objects.get(token=token).status == Order.Status.CONFIRMED
     sale.refresh_from_db()
     assert sale.remaining == 4  # decremented once: the cut-off attempt was rolled back
