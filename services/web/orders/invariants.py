@@ -104,6 +104,8 @@ def check_sale(
         )
     if expect_drained and pending:
         v.append(f"{by_status[Order.Status.PENDING]} orders still pending")
+    if unexplained := orders.filter(status=Order.Status.FAILED, reason="").count():
+        v.append(f"{unexplained} failed orders have no reason")
     if accepted is not None:
         tokens = {str(t) for t in orders.values_list("token", flat=True)}
         answered = {str(t) for t in accepted}

@@ -2,10 +2,13 @@
 same entry scripts as the containers, against the throwaway Postgres and Redis; buyers log in
 with SMS codes and buy over HTTP, all at once."""
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
@@ -84,6 +87,40 @@ def assert_invariants(sale: Sale, answers: list[Answer]):
     assert report.duplicate_buyers == 0
     assert report.remaining == 0
     assert report.redis_stock == 0
+
+
+def test_fire_answers_every_request_even_without_a_json_answer():
+    """The storm driver never raises mid-storm: no answer is status 0, an HTML error page (a
+    proxy's 502) is kept short."""
+
+    class BadGateway(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>" + b"x" * 500 + b"</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BadGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proxy = f"http://127.0.0.1:{server.server_port}"
+        answers = fire(proxy, 1, [requests.Session()], attempts_per_buyer=2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(a.status, a.body["error"], len(a.body["text"])) for a in answers] == [
+        (502, "non_json", 200)
+    ] * 2
+    closed = fire(f"http://127.0.0.1:{get_port(None)}", 1, [requests.Session()])
+    assert {(a.status, a.body["error"]) for a in closed} == {(0, "connection_error")}
+    figures = summary(answers + closed)
+    assert figures["statuses"] == {502: 2, 0: 3}
+    assert figures["refusals"] == {"non_json": 2, "connection_error": 3}
+    assert figures["accepted"] == []
+    assert "5 requests" in format_summary(figures)
 
 
 def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale):

@@ -67,6 +67,12 @@ def test_a_failed_order_that_gave_its_stock_back_is_clean(make_sale, buyers):
     assert (report.remaining, report.redis_stock) == (1, 1)
 
 
+def test_a_failed_order_without_a_reason(make_sale, buyers):
+    sale = make_sale(stock=1)
+    Order.objects.create(sale=sale, buyer=buyers[0], status=Order.Status.FAILED)
+    assert check_sale(sale.pk).violations == ["1 failed orders have no reason"]
+
+
 def test_no_redis_state_is_not_a_violation(make_sale, buyers):
     sale = make_sale(stock=2)
     report = check_sale(sale.pk, [])
@@ -106,7 +112,9 @@ def test_a_buyer_with_two_orders(make_sale, buyers):
         )
     sale = make_sale(stock=3)
     accepted = [buy(sale, buyers[0])]
-    again = Order.objects.create(sale=sale, buyer=buyers[0], status=Order.Status.FAILED)
+    again = Order.objects.create(
+        sale=sale, buyer=buyers[0], status=Order.Status.FAILED, reason="timeout"
+    )
 
     report = check_sale(sale.pk, [*accepted, str(again.token)])
 
