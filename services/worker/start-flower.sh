@@ -5,6 +5,10 @@
 # password to every user of the machine.
 set -eu
 cd "$(dirname "$0")/../web"
+# Flower applies every FLOWER_* variable, empty ones too: an empty FLOWER_BASIC_AUTH would be
+# a login nobody can give, an empty FLOWER_PORT a crash. Empty means unset here.
+[ -n "${FLOWER_BASIC_AUTH:-}" ] || unset FLOWER_BASIC_AUTH
+[ -n "${FLOWER_PORT:-}" ] || unset FLOWER_PORT
 local_dev=false
 [ "${DJANGO_SETTINGS_MODULE:-}" = "config.settings.local" ] && local_dev=true
 if [ -z "${FLOWER_BASIC_AUTH:-}" ] && ! $local_dev; then

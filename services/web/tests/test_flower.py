@@ -70,3 +70,21 @@ def test_flower_asks_for_its_password(tmp_path):
         assert requests.get(f"{url}healthcheck", timeout=10).text == "OK"
     finally:
         flower.stop()
+
+
+def test_flower_takes_empty_variables_for_unset(tmp_path):
+    # Locally Flower may run without a login; an empty FLOWER_BASIC_AUTH must not become a
+    # login nobody can give (Flower would take "" as the only valid user:password).
+    port = get_port(None)
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        REDIS_URL=os.environ["REDIS_URL"],
+        FLOWER_PORT=str(port),
+        FLOWER_ADDRESS="127.0.0.1",
+        FLOWER_BASIC_AUTH="",
+    )
+    flower = Process("flower", env, tmp_path, "Visit me at").start()
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    finally:
+        flower.stop()
