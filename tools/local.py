@@ -1,12 +1,14 @@
 """`make local`: the whole stack without Docker, in one terminal; Ctrl-C stops everything.
 
 nginx (:8080, deploy/nginx.conf) -> gunicorn, plus the Celery worker (gevent), beat and Flower
-(:5555), each started by the same entry script its container runs. REDIS_URL / DATABASE_URL are
-used when set; otherwise throwaway servers keep their data under .local/.
+(127.0.0.1:5555, with a password printed at start), each started by the same entry script its
+container runs. REDIS_URL / DATABASE_URL are used when set; otherwise throwaway servers keep
+their data under .local/.
 """
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -49,6 +51,15 @@ def main() -> int:
         env.setdefault("GUNICORN_BIND", f"127.0.0.1:{WEB_PORT}")
         env.setdefault("GUNICORN_WORKERS", "3")
         env.setdefault("FLOWER_PORT", FLOWER_PORT)
+        # Flower shows every task's arguments and can revoke and kill: loopback only, and a
+        # password made for this run unless one is given (local settings would allow none).
+        env.setdefault("FLOWER_ADDRESS", "127.0.0.1")
+        if env.get("FLOWER_BASIC_AUTH"):
+            flower_login = "the FLOWER_BASIC_AUTH login"
+        else:
+            password = secrets.token_urlsafe(16)
+            env["FLOWER_BASIC_AUTH"] = f"admin:{password}"
+            flower_login = f"user admin, password {password}"
         env.setdefault("CELERY_BEAT_SCHEDULE_FILE", str(DATA / "celerybeat-schedule"))
         env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
         env.setdefault(
@@ -70,13 +81,13 @@ def main() -> int:
             "flower": [str(SCRIPTS["flower"])],
             "nginx": ["nginx", "-c", str(conf), "-g", "daemon off;"],
         }
-        return supervise(commands, env)
+        return supervise(commands, env, flower_login)
     finally:
         for server in reversed(servers):
             server.stop()
 
 
-def supervise(commands: dict, env: dict) -> int:
+def supervise(commands: dict, env: dict, flower_login: str) -> int:
     procs = {}
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,8 +98,8 @@ def supervise(commands: dict, env: dict) -> int:
         )
         threading.Thread(target=pump, args=(name, procs[name]), daemon=True).start()
     print(
-        f"qbuy: http://localhost:{NGINX_PORT}/sales/  flower: http://localhost:{FLOWER_PORT}/"
-        "  (Ctrl-C stops everything)",
+        f"qbuy: http://localhost:{NGINX_PORT}/sales/  flower: http://127.0.0.1:{FLOWER_PORT}/"
+        f" ({flower_login})  (Ctrl-C stops everything)",
         flush=True,
     )
     code = 0

@@ -3,12 +3,14 @@ the test servers passed in through DATABASE_URL / REDIS_URL, stopped with Ctrl-C
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 
+import psutil
 import pytest
 import requests
 from port_for import get_port
@@ -32,6 +34,7 @@ def local_stack(tmp_path, server_urls):
         SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),
         **{k: str(v) for k, v in ports.items()},
     )
+    env.pop("FLOWER_BASIC_AUTH", None)  # make local makes its own
     log = open(tmp_path / "local.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.local"],
@@ -56,7 +59,13 @@ def local_stack(tmp_path, server_urls):
                 "make local did not start:\n" + (tmp_path / "local.log").read_text()[-3000:]
             )
         time.sleep(0.3)
-    yield {"proc": proc, "url": url, "sms": tmp_path / "sms.jsonl", "ports": ports}
+    yield {
+        "proc": proc,
+        "url": url,
+        "sms": tmp_path / "sms.jsonl",
+        "ports": ports,
+        "log": tmp_path / "local.log",
+    }
     if proc.poll() is None:
         # Ctrl-C, as a developer stops it: the launcher stops its children (their own sessions).
         os.killpg(proc.pid, signal.SIGINT)
@@ -103,7 +112,7 @@ def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/sales/", headers={"Host": "evil.example"}, timeout=10)
     flower = f"http://127.0.0.1:{local_stack['ports']['FLOWER_PORT']}/"
-    assert requests.get(flower, timeout=10).status_code == 200
+    assert requests.get(flower, timeout=10).status_code == 401  # up, behind its password
 
     os.killpg(local_stack["proc"].pid, signal.SIGINT)
     assert local_stack["proc"].wait(60) == 0
@@ -149,3 +158,30 @@ def test_nginx_limits_buys_per_address_with_429(local_stack):
     # nginx refuses the rest without reaching it.
     assert statuses[0] != 429
     assert statuses.count(429) > 0
+
+
+def test_local_flower_is_on_loopback_behind_a_password_printed_at_start(local_stack):
+    port = local_stack["ports"]["FLOWER_PORT"]
+    flower = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while True:  # Flower may come up after nginx and gunicorn
+        try:
+            unauthenticated = requests.get(flower, timeout=2)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "Flower did not start"
+            time.sleep(0.3)
+    assert unauthenticated.status_code == 401
+    banner = re.search(
+        r"flower: \S+ \(user admin, password (\S+)\)", local_stack["log"].read_text()
+    )
+    assert banner, local_stack["log"].read_text()[-3000:]
+    assert requests.get(flower, auth=("admin", "wrong"), timeout=10).status_code == 401
+    assert requests.get(flower, auth=("admin", banner[1]), timeout=10).status_code == 200
+    # Nothing listens on Flower's port beyond loopback (not 0.0.0.0, not [::]).
+    listening = {
+        c.laddr.ip
+        for c in psutil.net_connections("inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+    assert listening == {"127.0.0.1"}
