@@ -58,3 +58,43 @@ def test_scaling_disruption_and_network_rules():
     assert ("Job", "migrate") in objs
     base = rendered("k8s/base")
     assert ("StatefulSet", "redis") not in base  # production brings managed services
+
+
+def test_sms_codes_have_their_own_per_minute_limit_at_the_ingress():
+    objs = rendered("k8s/base")
+    site = objs[("Ingress", "qbuy")]
+    code = objs[("Ingress", "qbuy-auth-code")]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert code["metadata"]["annotations"][prefix + "limit-rpm"] == "6"
+    burst = int(code["metadata"]["annotations"][prefix + "limit-rpm"]) * int(
+        code["metadata"]["annotations"][prefix + "limit-burst-multiplier"]
+    )
+    assert burst <= 6  # ingress-nginx's smallest at 6/min (deploy/nginx.conf: 3)
+    rule = code["spec"]["rules"][0]
+    assert rule["host"] == site["spec"]["rules"][0]["host"]
+    assert code["spec"]["tls"] == site["spec"]["tls"]
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/api/auth/code",
+            "pathType": "Exact",
+            "backend": site["spec"]["rules"][0]["http"]["paths"][0]["backend"],
+        }
+    ]
+
+
+def test_django_keys_client_limits_on_the_address_the_ingress_resolved():
+    objs = rendered()  # the demo: the base and the demo's own policies
+    # ingress-nginx sets X-Real-IP to the client it resolved; REMOTE_ADDR is the controller.
+    assert objs[("ConfigMap", "qbuy-config")]["data"]["CLIENT_IP_META"] == "HTTP_X_REAL_IP"
+    # That header is only trustworthy if nothing but the controller can reach web.
+    policy = objs[("NetworkPolicy", "web-from-ingress")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "web"}
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]
+    assert set(source) == {"namespaceSelector"}
+    allowed = [p for p in objs.values() if p["kind"] == "NetworkPolicy"]
+    web_labels = objs[("Deployment", "web")]["spec"]["template"]["metadata"]["labels"]
+    for other in allowed:
+        selector = other["spec"]["podSelector"].get("matchLabels", {})
+        if other["metadata"]["name"] != "web-from-ingress" and other["spec"].get("ingress"):
+            assert not selector.items() <= web_labels.items(), other["metadata"]["name"]
