@@ -132,11 +132,20 @@ def fire(
     *,
     attempts_per_buyer: int = 3,
     threads: int = 100,
+    on_answer: Callable[[Answer], None] | None = None,
 ) -> list[Answer]:
-    """Every buyer asks ``attempts_per_buyer`` times, ``threads`` requests at once."""
+    """Every buyer asks ``attempts_per_buyer`` times, ``threads`` requests at once.
+    ``on_answer`` sees each answer as it arrives (a fault injected mid-storm keys on it)."""
     attempts = [s for s in sessions for _ in range(attempts_per_buyer)]
+
+    def one(session: requests.Session) -> Answer:
+        answer = buy(url, sale_id, session)
+        if on_answer is not None:
+            on_answer(answer)
+        return answer
+
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda s: buy(url, sale_id, s), attempts))
+        return list(pool.map(one, attempts))
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:

@@ -1,6 +1,7 @@
 """`make lint`: every static check, offline. Each check is a function the tests also call on
 broken copies, to show it fails the build on a real error."""
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,13 +41,17 @@ def kubernetes(kustomization: Path) -> subprocess.CompletedProcess:
 
 
 def nginx(conf: Path) -> subprocess.CompletedProcess:
-    """nginx -t on the file as make local uses it: only the ports and the upstream host
-    (`web`, which resolves only inside compose) differ."""
-    from tools.local import nginx_config
+    """nginx -t on the template as `make local` renders it (compose's upstream, `web`, resolves
+    only inside compose)."""
+    from tools.local import render_nginx
 
     with tempfile.TemporaryDirectory() as prefix:
         rendered = Path(prefix) / "nginx.conf"
-        rendered.write_text(nginx_config(conf.read_text()))
+        template = Path(prefix) / "nginx.conf.template"
+        template.write_text(conf.read_text())
+        result = render_nginx(rendered, dict(os.environ), template=template)
+        if result.returncode:
+            return result
         return run("nginx", "-t", "-p", prefix, "-c", str(rendered))
 
 

@@ -7,13 +7,13 @@ their data under .local/.
 """
 
 import os
-import re
 import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from tools import devservers
 from tools.stack import ROOT, SCRIPTS, base_env
@@ -24,11 +24,23 @@ WEB_PORT = int(os.environ.get("QBUY_WEB_PORT", "8000"))
 FLOWER_PORT = os.environ.get("FLOWER_PORT", "5555")
 
 
-def nginx_config(conf: str) -> str:
-    """deploy/nginx.conf with only the ports, the upstream and the static folder changed."""
-    conf = re.sub(r"listen 8080\b", f"listen 127.0.0.1:{NGINX_PORT}", conf)
-    conf = conf.replace("server web:8000;", f"server 127.0.0.1:{WEB_PORT};")
-    return conf.replace("root /app/staticfiles;", f"root {ROOT}/services/web/staticfiles;")
+def render_nginx(
+    out: Path, env: dict, template: Path = ROOT / "deploy/nginx.conf"
+) -> subprocess.CompletedProcess:
+    """deploy/nginx.conf rendered by the same script as compose's nginx: only the ports, the
+    upstream and the static folder differ (and whatever NGINX_* the environment sets)."""
+    local = {
+        "QBUY_UPSTREAM": f"127.0.0.1:{WEB_PORT}",
+        "NGINX_LISTEN": f"127.0.0.1:{NGINX_PORT}",
+        "NGINX_STATIC_ROOT": f"{ROOT}/services/web/staticfiles",
+        "NGINX_RESOLVER": "127.0.0.1",  # unused: the upstream is an address, not a name
+    }
+    return subprocess.run(
+        [str(ROOT / "deploy/nginx-render.sh"), str(template), str(out)],
+        env={**env, **local},
+        capture_output=True,
+        check=False,
+    )
 
 
 def pump(name: str, proc: subprocess.Popen) -> None:
@@ -50,6 +62,8 @@ def main() -> int:
             env["REDIS_URL"] = servers[-1].url
         env.setdefault("GUNICORN_BIND", f"127.0.0.1:{WEB_PORT}")
         env.setdefault("GUNICORN_WORKERS", "3")
+        # nginx is in front and sets X-Real-IP to the address it saw; Django's own peer is nginx.
+        env["CLIENT_IP_META"] = "HTTP_X_REAL_IP"
         env.setdefault("FLOWER_PORT", FLOWER_PORT)
         # Flower shows every task's arguments and can revoke and kill: loopback only, and a
         # password made for this run unless one is given (local settings would allow none).
@@ -73,7 +87,10 @@ def main() -> int:
         for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"]):
             subprocess.run(manage + args, cwd=web_dir, env=env, check=True)
         conf = DATA / "nginx.conf"
-        conf.write_text(nginx_config((ROOT / "deploy/nginx.conf").read_text()))
+        rendered = render_nginx(conf, env)
+        if rendered.returncode:
+            sys.stderr.write(rendered.stderr.decode(errors="replace"))
+            return 1
         commands = {
             "web": [str(SCRIPTS["web"])],
             "worker": [str(SCRIPTS["worker"])],

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def local_stack(tmp_path, server_urls):
+def local_stack(request, tmp_path, server_urls):
+    """make local, started for one test; ``@pytest.mark.local_env(NAME=value)`` adds settings."""
+    extra = request.node.get_closest_marker("local_env")
     ports = {
         "QBUY_PORT": get_port(None),
         "QBUY_WEB_PORT": get_port(None),
@@ -33,6 +35,7 @@ def local_stack(tmp_path, server_urls):
         SMS_BACKEND="file",
         SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),
         **{k: str(v) for k, v in ports.items()},
+        **(extra.kwargs if extra else {}),
     )
     env.pop("FLOWER_BASIC_AUTH", None)  # make local makes its own
     log = open(tmp_path / "local.log", "wb")  # noqa: SIM115 - closed below
@@ -120,18 +123,76 @@ def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
         requests.get(f"{url}/sales/", timeout=2)
 
 
-def test_nginx_limits_sms_code_requests_with_429(local_stack):
-    url = local_stack["url"]
+class SourceAddress(requests.adapters.HTTPAdapter):
+    """Connect from a given loopback address (127.0.0.0/8 is all ours): another client."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def client(url: str, address: str = "127.0.0.1") -> requests.Session:
     s = requests.Session()
+    s.mount("http://", SourceAddress(address))
     s.headers["X-CSRFToken"] = s.get(f"{url}/api/auth/csrf", timeout=10).json()["csrf_token"]
-    answers = [
-        s.post(f"{url}/api/auth/code", json={"phone": f"+1555123{n:04d}"}, timeout=10)
+    return s
+
+
+def ask_codes(s: requests.Session, url: str, first: int, count: int, **headers):
+    return [
+        s.post(
+            f"{url}/api/auth/code",
+            json={"phone": f"+1555124{n:04d}"},
+            headers=headers,
+            timeout=10,
+        )
+        for n in range(first, first + count)
+    ]
+
+
+def test_nginx_limits_sms_code_requests_per_address_whatever_the_headers(local_stack):
+    url = local_stack["url"]
+    # Each request claims another client address and HTTPS: nginx is the edge, it believes
+    # neither (NGINX_TRUSTED_PROXIES is empty), and Django sees the scheme nginx saw.
+    forged = [
+        {
+            "X-Forwarded-For": f"203.0.113.{n}",
+            "X-Real-IP": f"203.0.113.{n}",
+            "X-Forwarded-Proto": "https",
+        }
         for n in range(8)
     ]
+    s = client(url)
+    answers = [ask_codes(s, url, n, 1, **forged[n])[0] for n in range(8)]
     statuses = [r.status_code for r in answers]
-    # 6 per minute with a burst of 3: the first 4 pass, the rest are refused by nginx.
-    assert statuses[:4] == [202] * 4
-    assert 429 in statuses[4:]
+    # 6 per minute with a burst of 3: the first 4 pass (not a CSRF 403 for a "secure" request
+    # without a Referer), the rest are refused by nginx, in the API's JSON.
+    assert statuses == [202] * 4 + [429] * 4, [r.text for r in answers]
+    refused = answers[-1]
+    assert refused.json() == {"error": "rate_limited", "retry_after": 10}
+    assert refused.headers["Retry-After"] == "10"
+    assert refused.headers["Content-Type"] == "application/json"
+    # Two other clients, two other limits.
+    for n, address in enumerate(("127.0.0.2", "127.0.0.3")):
+        assert [r.status_code for r in ask_codes(client(url, address), url, 100 + n, 1)] == [202]
+    # nginx's other own errors on the API are JSON too.
+    too_large = s.post(f"{url}/api/auth/code", data=b"x" * (2 * 1024 * 1024), timeout=10)
+    assert too_large.status_code == 413
+    assert too_large.json() == {"error": "body_too_large"}
+
+
+@pytest.mark.local_env(SMS_IP_HOURLY_LIMIT="2")
+def test_django_keys_its_limits_on_the_address_nginx_saw(local_stack):
+    url = local_stack["url"]
+    first, second = client(url, "127.0.0.2"), client(url, "127.0.0.3")
+    answers = ask_codes(first, url, 200, 3)
+    assert [r.status_code for r in answers] == [202, 202, 429]
+    assert answers[-1].json()["retry_after"] > 60  # Django's hourly limit, not nginx's
+    # Not one limit for the whole site: the next client still gets its codes.
+    assert [r.status_code for r in ask_codes(second, url, 300, 2)] == [202, 202]
 
 
 def test_nginx_micro_cache_is_for_anonymous_pages_only(local_stack):
@@ -153,11 +214,15 @@ def test_nginx_micro_cache_is_for_anonymous_pages_only(local_stack):
 
 def test_nginx_limits_buys_per_address_with_429(local_stack):
     url = local_stack["url"]
-    statuses = [requests.post(f"{url}/api/sales/1/buy", timeout=10).status_code for _ in range(60)]
+    answers = [requests.post(f"{url}/api/sales/1/buy", timeout=10) for _ in range(60)]
+    statuses = [r.status_code for r in answers]
     # 20 per second with a burst of 20: Django answers the first ones (403: no CSRF token),
-    # nginx refuses the rest without reaching it.
+    # nginx refuses the rest without reaching it, in the API's JSON.
     assert statuses[0] != 429
-    assert statuses.count(429) > 0
+    refused = [r for r in answers if r.status_code == 429]
+    assert refused
+    assert refused[0].json() == {"error": "rate_limited", "retry_after": 1}
+    assert refused[0].headers["Retry-After"] == "1"
 
 
 def test_local_flower_is_on_loopback_behind_a_password_printed_at_start(local_stack):
