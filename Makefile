@@ -60,7 +60,7 @@ local: deps venv
 ENV_FILE ?= .env
 export QBUY_ENV_FILE := $(abspath $(ENV_FILE))
 COMPOSE := docker compose -f deploy/compose.yml
-BUILDER := $(shell docker buildx version >/dev/null 2>&1 || echo DOCKER_BUILDKIT=0)
+BUILDER := $(shell docker buildx version >/dev/null 2>&1 || echo DOCKER_BUILDKIT=0 COMPOSE_BAKE=false)
 
 $(ENV_FILE):
 	./scripts/make-env.sh $@
