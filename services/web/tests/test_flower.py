@@ -44,16 +44,20 @@ def test_flower_refuses_unusable_or_published_credentials(basic_auth, message):
     assert "s3cret-pass" not in done.stderr
 
 
-def test_flower_asks_for_its_password(tmp_path):
+def start_flower(tmp_path, settings: str, basic_auth: str) -> tuple[Process, int]:
     port = get_port(None)
     env = base_env(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DJANGO_SETTINGS_MODULE=settings,
         REDIS_URL=os.environ["REDIS_URL"],
         FLOWER_PORT=str(port),
-        FLOWER_BASIC_AUTH="ops:s3cret-pass",
+        FLOWER_BASIC_AUTH=basic_auth,
         FLOWER_ADDRESS="127.0.0.1",
     )
-    flower = Process("flower", env, tmp_path, "Visit me at").start()
+    return Process("flower", env, tmp_path, "Visit me at").start(), port
+
+
+def test_flower_asks_for_its_password(tmp_path):
+    flower, port = start_flower(tmp_path, "config.settings.test", "ops:s3cret-pass")
     try:
         # The entry script execs Flower: same pid. `ps` shows every user the command line.
         running = psutil.Process(flower.proc.pid)
@@ -75,15 +79,7 @@ def test_flower_asks_for_its_password(tmp_path):
 def test_flower_takes_empty_variables_for_unset(tmp_path):
     # Locally Flower may run without a login; an empty FLOWER_BASIC_AUTH must not become a
     # login nobody can give (Flower would take "" as the only valid user:password).
-    port = get_port(None)
-    env = base_env(
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        REDIS_URL=os.environ["REDIS_URL"],
-        FLOWER_PORT=str(port),
-        FLOWER_ADDRESS="127.0.0.1",
-        FLOWER_BASIC_AUTH="",
-    )
-    flower = Process("flower", env, tmp_path, "Visit me at").start()
+    flower, port = start_flower(tmp_path, "config.settings.local", "")
     try:
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
     finally:
