@@ -65,16 +65,26 @@ class Server:
         self.executor.start()
         return self
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server process but keep its port and data folder: an outage for the fault
+        tests; ``start()`` brings it back on the same port (Postgres: ``pg_ctl stop -m fast``)."""
         if self.executor is not None:
             self.executor.stop()
             self.executor = None
+
+    def stop(self) -> None:
+        self.halt()
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Redis(Server):
     name = "redis"
+
+    def __init__(self, data_dir: Path | None = None, *, aof: bool = False):
+        """``aof``: append-only file on, as compose runs Redis (a restart keeps the data)."""
+        super().__init__(data_dir)
+        self.aof = aof
 
     def command(self):
         return [
@@ -86,7 +96,7 @@ class Redis(Server):
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.aof else "no",
             "--dir",
             str(self.dir),
         ]
