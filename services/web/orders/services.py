@@ -11,6 +11,7 @@
    and releases Redis reservations that never became an order.
 """
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from qbuy_core import page_cache
 from sales.models import Sale
@@ -82,20 +84,23 @@ def _enqueue(token: str) -> None:
 
 def order_place(*, token: str) -> Order:
     """Confirm or fail a pending order; calling it again is harmless."""
+    taken = 0
     with transaction.atomic():
         order = Order.objects.select_for_update().get(token=token)
-        if order.status != Order.Status.PENDING:
-            return order
-        # Conditional update: the row lock and the CHECK (remaining >= 0) make oversell
-        # impossible here even if the Redis gate were wrong.
-        taken = Sale.objects.filter(pk=order.sale_id, remaining__gte=order.quantity).update(
-            remaining=F("remaining") - order.quantity
-        )
-        if taken:
-            order.status = Order.Status.CONFIRMED
-        else:
-            order.status, order.reason = Order.Status.FAILED, "sold_out"
-        order.save(update_fields=["status", "reason", "updated_at"])
+        # An order no longer pending was settled by an earlier run, which may have died (or
+        # lost Redis) between its COMMIT and the Redis clean-up below: only redo the clean-up,
+        # which is idempotent by token.
+        if order.status == Order.Status.PENDING:
+            # Conditional update: the row lock and the CHECK (remaining >= 0) make oversell
+            # impossible here even if the Redis gate were wrong.
+            taken = Sale.objects.filter(pk=order.sale_id, remaining__gte=order.quantity).update(
+                remaining=F("remaining") - order.quantity
+            )
+            if taken:
+                order.status = Order.Status.CONFIRMED
+            else:
+                order.status, order.reason = Order.Status.FAILED, "sold_out"
+            order.save(update_fields=["status", "reason", "updated_at"])
     if order.status == Order.Status.CONFIRMED:
         # The reservation is now an order: drop it so the reconciler does not look at it.
         gate.redis().hdel(gate.keys(order.sale_id)[2], str(order.token))
@@ -123,29 +128,69 @@ class ReconcileReport:
     requeued: int = 0
     failed: int = 0
     released: int = 0
+    skipped: bool = False  # another reconcile (a second beat) held the lock
+
+
+# One reconcile at a time, whichever beat (or manual call) runs it. Its expiry only matters if
+# the holder dies: a run takes well under a second for a full batch.
+RECONCILE_LOCK = "qbuy:reconcile:lock"
+RECONCILE_LOCK_TIMEOUT = 60
+
+
+def _requeue_key(token: str) -> str:
+    return f"qbuy:requeued:{token}"
 
 
 def orders_reconcile(*, now=None) -> ReconcileReport:
-    """Nothing accepted stays pending forever (DESIGN.md invariant 3)."""
+    """Nothing accepted stays pending forever (DESIGN.md invariant 3).
+
+    Each stale order is queued again at most once per ORDER_REQUEUE_AFTER (a key per token
+    with that TTL), whatever the number of runs: while no worker consumes, the queue holds one
+    message per pending order, not one per order per beat tick. Two concurrent runs (two beats)
+    do not both act: the run holds a Redis lock, and the per-token key is set atomically.
+    """
     now = now or timezone.now()
     report = ReconcileReport()
+    conn = gate.redis()
+    lock = conn.lock(RECONCILE_LOCK, timeout=RECONCILE_LOCK_TIMEOUT, blocking=False)
+    if not lock.acquire():
+        report.skipped = True
+        return report
+    try:
+        _reconcile(now=now, report=report, conn=conn)
+    finally:
+        with contextlib.suppress(LockError):  # expired while we worked: nothing to release
+            lock.release()
+    return report
+
+
+def _reconcile(*, now, report: ReconcileReport, conn) -> None:
     requeue_after = timedelta(seconds=settings.ORDER_REQUEUE_AFTER)
     fail_after = timedelta(seconds=settings.ORDER_FAIL_AFTER)
     # Batches of 500: each re-queue is one broker write; a larger batch only delays the beat.
     stale = Order.objects.filter(status=Order.Status.PENDING, created_at__lt=now - requeue_after)
+    due = []
     for order in stale.order_by("created_at")[:500]:
         if order.created_at < now - fail_after:
             report.failed += order_fail(order=order, reason="timeout")
         else:
-            _enqueue(str(order.token))
-            report.requeued += 1
+            due.append(str(order.token))
+    if due:
+        pipe = conn.pipeline(transaction=False)
+        for token in due:
+            pipe.set(_requeue_key(token), 1, nx=True, ex=settings.ORDER_REQUEUE_AFTER)
+        for token, first in zip(due, pipe.execute(), strict=True):
+            if first:
+                _enqueue(token)
+                report.requeued += 1
     report.released = _release_orphans(now=now)
-    return report
 
 
 def _release_orphans(*, now) -> int:
-    """Reservations older than the re-queue delay with no Order row: the web process died
-    between the gate and the insert. Their buyers never got a 202, so they may try again."""
+    """Reservations older than the re-queue delay whose order is not pending: with no Order
+    row, the web process died between the gate and the insert (its buyer never got a 202, so
+    may try again); with a settled order, the worker died between its COMMIT and the clean-up
+    (a confirmed order's reservation is dropped, a failed one's stock given back)."""
     released = 0
     cutoff = int(now.timestamp() * 1000) - settings.ORDER_REQUEUE_AFTER * 1000
     open_sales = Sale.objects.filter(ends_at__gt=now - timedelta(hours=1))
@@ -153,11 +198,13 @@ def _release_orphans(*, now) -> int:
         old = [t for t, (_, _, at) in gate.reservations(sale_id=sale_id).items() if at < cutoff]
         if not old:
             continue
-        known = {
-            str(t) for t in Order.objects.filter(token__in=old).values_list("token", flat=True)
-        }
-        for token in set(old) - known:
-            released += gate.release(sale_id=sale_id, token=token, forget_buyer=True) > 0
+        rows = Order.objects.filter(token__in=old).values_list("token", "status")
+        status = {str(t): s for t, s in rows}
+        for token in old:
+            if status.get(token) == Order.Status.CONFIRMED:
+                gate.redis().hdel(gate.keys(sale_id)[2], token)
+            elif status.get(token) != Order.Status.PENDING:
+                released += gate.release(sale_id=sale_id, token=token, forget_buyer=True) > 0
     return released
 
 

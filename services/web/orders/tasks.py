@@ -50,7 +50,12 @@ def place_order(token: str) -> str:
 def reconcile_orders() -> dict:
     with db_slot():
         report = services.orders_reconcile()
-    return {"requeued": report.requeued, "failed": report.failed, "released": report.released}
+    return {
+        "requeued": report.requeued,
+        "failed": report.failed,
+        "released": report.released,
+        "skipped": report.skipped,
+    }
 
 
 @shared_task
