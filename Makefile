@@ -5,10 +5,10 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 MANAGE := cd services/web && ../../$(PYTHON) manage.py
 
-.PHONY: help deps venv lock test test-stack engine lint fmt migrate run up down local bench loadtest clean
+.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench loadtest clean
 
 help:
-	@echo "make test | test-stack | lint | fmt | run | migrate | deps | up | down | local | bench | loadtest"
+	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | loadtest"
 	@echo "make lock: recompile requirements/{base,dev}.in into the hashed base.txt and dev.txt"
 
 deps:
@@ -83,6 +83,10 @@ down:
 # published ports, make down -v. Skipped, saying why, where no engine can be started.
 test-stack: venv
 	./scripts/test-stack.sh $(PYTHON)
+
+# The fault suite: a storm per scenario with a fault injected mid-sale (loadtests/faults.py).
+faults: deps venv
+	$(PYTHON) -m loadtests.faults $(FAULTS_ARGS)
 
 bench loadtest:
 	@echo "make $@ arrives with a later issue (see README.md)." >&2; exit 2

@@ -1,0 +1,414 @@
+"""`make faults`: a flash sale with a fault injected mid-sale, per scenario, on real processes.
+
+Each scenario gets its own throwaway Postgres and Redis and the entry scripts the containers run
+(gunicorn, the `-P gevent` worker, beat). Buyers log in with SMS codes and storm the buy endpoint
+(loadtests.storm); the fault lands at the first accepted buy; nobody helps the stack afterwards,
+except that an exited process is started again after a second, as compose's restart policy,
+Kubernetes or `make local` would. Then the invariants are checked by the same checker as every
+other suite (`manage.py check_invariants`) and one row per scenario is printed:
+
+    requests, 202s, confirmed, failed, oversold, duplicate buyers, stuck pending, phantoms
+    (orders whose buyer was not answered 202), the answers seen during the fault by status, and
+    the recovery time from the fault's end to the last order settled (target: 30 s).
+
+`python -m loadtests.faults [--quick] [--only NAME ...]`; exit 1 when a scenario breaks an
+invariant or misses the recovery target. The quick form runs inside `make test`.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from port_for import get_port
+
+from loadtests import storm
+from loadtests.pgproxy import PgProxy
+from tools import devservers
+from tools.stack import ROOT, Process, base_env
+
+RECOVERY_TARGET = 30.0  # seconds from the fault's end to the last order settled
+SETTLE_TIMEOUT = 120.0
+RESULTS = ROOT / "loadtests/results"
+READY = {"web": "Listening at", "worker": " ready.", "beat": "beat: Starting"}
+# Reconciliation at the pace a fault test can wait for; everything else as deployed.
+SETTINGS = {
+    "ORDER_REQUEUE_AFTER": "3",
+    "RECONCILE_INTERVAL": "1",
+    "BROKER_VISIBILITY_TIMEOUT": "10",
+    "CELERY_TASK_TIME_LIMIT": "10",
+    "SMS_BACKEND": "file",
+    "SMS_IP_HOURLY_LIMIT": "1000000",
+    "SMS_PHONE_INTERVAL": "1",
+    "GUNICORN_WORKERS": "4",
+    "CACHE_URL": "locmemcache://",
+    "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@dataclass
+class Size:
+    buyers: int
+    stock: int
+    attempts: int = 3
+
+
+FULL, QUICK = Size(buyers=200, stock=50), Size(buyers=80, stock=20)
+
+
+class Rig:
+    """One scenario's servers and processes. ``supervise`` restarts a process that exited."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        concurrency: int = 50,
+        redis_aof: bool = False,
+        web_through_proxy: bool = False,
+    ):
+        self.dir = workdir
+        self.postgres = devservers.Postgres()
+        self.redis = devservers.Redis(aof=redis_aof)
+        self.concurrency = concurrency
+        self.proxy: PgProxy | None = None
+        self.web_through_proxy = web_through_proxy
+        self.processes: dict[str, Process] = {}
+        self.extra: list[Process] = []  # a second beat
+        self.restarts: Counter = Counter()
+        self._supervising = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "Rig":
+        self.postgres.start()
+        self.redis.start()
+        port = get_port(None)
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = base_env(
+            **SETTINGS,
+            DATABASE_URL=self.postgres.url,
+            REDIS_URL=self.redis.url,
+            SMS_FILE_PATH=str(self.dir / "sms.jsonl"),
+            GUNICORN_BIND=f"127.0.0.1:{port}",
+            CELERY_BEAT_SCHEDULE_FILE=str(self.dir / "beat-schedule"),
+            HEARTBEAT_FILE=str(self.dir / "heartbeat"),
+            CELERY_WORKER_CONCURRENCY=str(self.concurrency),
+        )
+        self.manage("migrate", "--noinput")
+        web_env = {}
+        if self.web_through_proxy:
+            self.proxy = PgProxy(self.postgres.port).start()
+            web_env["DATABASE_URL"] = self.postgres.url.replace(
+                f":{self.postgres.port}/", f":{self.proxy.port}/"
+            )
+        self.start("web", **web_env)
+        self.start("worker")
+        self.start("beat")
+        self._supervising.set()
+        threading.Thread(target=self._supervise, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._supervising.clear()
+        with self._lock:
+            for proc in [*self.extra, *reversed(self.processes.values())]:
+                proc.stop()
+        if self.proxy:
+            self.proxy.stop()
+        self.redis.stop()
+        self.postgres.stop()
+
+    def start(self, name: str, **env: str) -> Process:
+        env = {**self.env, **env}
+        previous = self.processes.get(name)
+        if previous is not None:
+            env = previous.env  # a restart keeps what the first start was given
+        proc = Process(name, env, self.dir, READY[name]).start(timeout=90)
+        self.processes[name] = proc
+        return proc
+
+    def _supervise(self) -> None:
+        """An exited web, worker or beat is started again after a second, as a restart policy
+        would; a fault under test stops and starts processes itself, holding the lock."""
+        while self._supervising.is_set():
+            with self._lock:
+                for name, proc in list(self.processes.items()):
+                    if proc.proc.poll() is not None and self._supervising.is_set():
+                        time.sleep(1)
+                        self.restarts[name] += 1
+                        self.start(name)
+            time.sleep(0.5)
+
+    # -- the app, asked from outside -----------------------------------------------------------
+    def manage(self, *args: str, stdin: str | None = None, check: bool = True):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT / "services/web",
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and done.returncode:
+            raise RuntimeError(f"manage.py {' '.join(args)}:\n{done.stdout}{done.stderr}")
+        return done
+
+    def create_sale(self, name: str, stock: int) -> int:
+        return json.loads(self.manage("create_sale", "--name", name, "--stock", str(stock)).stdout)[
+            "id"
+        ]
+
+    def settled(self, sale: int) -> tuple[int, float | None]:
+        """(orders still pending, the wall-clock time the last order was settled)."""
+        try:
+            with psycopg.connect(self.postgres.url, connect_timeout=2) as db:
+                pending, last = db.execute(
+                    "SELECT count(*) FILTER (WHERE status = 'pending'),"
+                    " extract(epoch FROM max(updated_at) FILTER (WHERE status <> 'pending'))"
+                    " FROM orders_order WHERE sale_id = %s",
+                    [sale],
+                ).fetchone()
+        except psycopg.OperationalError:
+            return -1, None  # Postgres is down: nothing can be said yet
+        return pending, float(last) if last is not None else None
+
+    def phantoms(self, sale: int, accepted: list[str]) -> int:
+        """Orders whose buyer was not answered 202 (told it failed, or told nothing)."""
+        with psycopg.connect(self.postgres.url) as db:
+            return db.execute(
+                "SELECT count(*) FROM orders_order WHERE sale_id = %s"
+                " AND NOT (token::text = ANY(%s))",
+                [sale, accepted],
+            ).fetchone()[0]
+
+    def check(self, sale: int, accepted: list[str]) -> dict:
+        done = self.manage(
+            "check_invariants",
+            "--sale",
+            str(sale),
+            "--accepted",
+            "-",
+            stdin=json.dumps(accepted),
+            check=False,
+        )
+        return json.loads(done.stdout)
+
+
+@dataclass
+class Result:
+    scenario: str
+    requests: int
+    accepted: int
+    confirmed: int
+    failed: int
+    oversold: int
+    duplicates: int
+    stuck: int
+    phantoms: int
+    during_fault: dict
+    recovery: float | None
+    restarts: dict
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        recovered = self.recovery is not None and self.recovery <= RECOVERY_TARGET
+        clean = not (self.oversold or self.duplicates or self.stuck or self.phantoms)
+        return clean and recovered and not self.violations
+
+
+Fault = Callable[[Rig], None]  # injects the fault and returns when it is over
+
+
+def run_scenario(name: str, size: Size, fault: Fault, *, rounds: int = 1, **rig) -> list[Result]:
+    """Storm, fault at the first 202, settle, check; ``rounds`` storms on the same processes."""
+    results = []
+    with (
+        tempfile.TemporaryDirectory(prefix=f"qbuy-fault-{name}-") as tmp,
+        Rig(Path(tmp), **rig) as r,
+    ):
+        for round_ in range(rounds):
+            label = name if rounds == 1 else f"{name} #{round_ + 1}"
+            results.append(_one_round(r, label, size, fault, first=round_ * size.buyers))
+    return results
+
+
+def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> Result:
+    sessions = storm.log_in_buyers(
+        r.url, storm.sms_file_codes(r.dir / "sms.jsonl"), size.buyers, first=first
+    )
+    sale = r.create_sale(label, size.stock)
+    window: dict[str, float] = {}
+    arrivals: list[tuple[float, int]] = []
+    started = threading.Lock()
+
+    def inject() -> None:
+        with r._lock:  # the supervisor waits while the fault stops and starts processes
+            window["start"] = time.time()
+            fault(r)
+            window["end"] = time.time()
+
+    injector = threading.Thread(target=inject)
+
+    def on_answer(answer: storm.Answer) -> None:
+        arrivals.append((time.time(), answer.status))
+        if answer.status == 202 and started.acquire(blocking=False):
+            injector.start()
+
+    answers = storm.fire(
+        r.url, sale, sessions, attempts_per_buyer=size.attempts, on_answer=on_answer
+    )
+    if not started.locked():  # no 202 at all: the fault still has to happen
+        started.acquire()
+        injector.start()
+    injector.join()
+
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while (settled := r.settled(sale))[0] != 0 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    pending, last = settled  # pending is -1 while Postgres is still unreachable
+    summary = storm.summary(answers)
+    report = r.check(sale, summary["accepted"])
+    during = Counter(
+        status for at, status in arrivals if window["start"] <= at <= window["end"] + 0.5
+    )
+    orders = report["orders"]
+    return Result(
+        scenario=label,
+        requests=summary["requests"],
+        accepted=len(summary["accepted"]),
+        confirmed=orders.get("confirmed", 0),
+        failed=orders.get("failed", 0),
+        oversold=max(0, report["confirmed_quantity"] - report["stock"]),
+        duplicates=report["duplicate_buyers"],
+        stuck=orders.get("pending", 0),
+        phantoms=r.phantoms(sale, summary["accepted"]),
+        during_fault=dict(sorted(during.items())),
+        recovery=None if pending else max(0.0, (last or window["end"]) - window["end"]),
+        restarts=dict(r.restarts),
+        violations=report["violations"],
+    )
+
+
+# -- the faults -----------------------------------------------------------------------------------
+def kill_worker(r: Rig) -> None:
+    r.processes["worker"].kill()
+    time.sleep(1)  # a restart policy's delay
+    r.start("worker")
+
+
+def stop_worker(r: Rig) -> None:
+    """A deploy: SIGTERM (warm shutdown, bounded by the task time limit), then a new worker."""
+    r.processes["worker"].stop(timeout=30)
+    r.start("worker")
+
+
+def restart_redis(r: Rig) -> None:
+    r.redis.halt()
+    time.sleep(2)
+    r.redis.start()
+
+
+def restart_postgres(r: Rig) -> None:
+    r.postgres.halt()  # pg_ctl stop -m fast
+    time.sleep(10)
+    r.postgres.start()
+
+
+def kill_beat(r: Rig) -> None:
+    r.processes["beat"].kill()
+    time.sleep(1)
+    r.start("beat")
+
+
+def second_beat(r: Rig) -> None:
+    """Two beats at once (a careless deploy): the second runs through the settling."""
+    log_dir = r.dir / "beat-2"
+    log_dir.mkdir()
+    env = {**r.processes["beat"].env, "CELERY_BEAT_SCHEDULE_FILE": str(log_dir / "schedule")}
+    r.extra.append(Process("beat", env, log_dir, READY["beat"]).start())
+
+
+def cut_commits(r: Rig) -> None:
+    """Every 3rd COMMIT of the web processes is delivered and its answer lost, for 3 seconds."""
+    r.proxy.cut_every = 3
+    time.sleep(3)
+    r.proxy.cut_every = 0
+
+
+SCENARIOS: dict[str, Callable[[Size], list[Result]]] = {
+    "worker SIGKILL": lambda s: run_scenario("worker SIGKILL", s, kill_worker),
+    "worker SIGTERM": lambda s: run_scenario("worker SIGTERM", s, stop_worker),
+    "Redis restart": lambda s: run_scenario("Redis restart", s, restart_redis),
+    "Redis restart, AOF": lambda s: run_scenario(
+        "Redis restart, AOF", s, restart_redis, redis_aof=True
+    ),
+    "Postgres restart -c 4": lambda s: run_scenario(
+        "Postgres restart -c 4", s, restart_postgres, rounds=2, concurrency=4
+    ),
+    "Postgres restart -c 50": lambda s: run_scenario(
+        "Postgres restart -c 50", s, restart_postgres, rounds=2, concurrency=50
+    ),
+    "beat SIGKILL": lambda s: run_scenario("beat SIGKILL", s, kill_beat),
+    "two beats": lambda s: run_scenario("two beats", s, second_beat),
+    "ambiguous COMMIT": lambda s: run_scenario(
+        "ambiguous COMMIT", s, cut_commits, web_through_proxy=True
+    ),
+}
+# The short form inside `make test`: one fault of each kind of dependency.
+QUICK_SCENARIOS = ["worker SIGKILL", "Redis restart", "Postgres restart -c 4", "ambiguous COMMIT"]
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        f"{'scenario':<26}{'req':>5}{'202':>5}{'conf':>6}{'fail':>6}{'over':>6}{'dup':>5}"
+        f"{'stuck':>7}{'phantom':>9}{'recovery':>10}  answers during the fault"
+    )
+    rows = [head, "-" * len(head)]
+    for x in results:
+        recovery = "never" if x.recovery is None else f"{x.recovery:.1f}s"
+        rows.append(
+            f"{x.scenario:<26}{x.requests:>5}{x.accepted:>5}{x.confirmed:>6}{x.failed:>6}"
+            f"{x.oversold:>6}{x.duplicates:>5}{x.stuck:>7}{x.phantoms:>9}{recovery:>10}  "
+            f"{x.during_fault}{'' if x.ok else '  FAIL'}"
+        )
+        for violation in x.violations:
+            rows.append(f"    {violation}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the short form (make test)")
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="these scenarios")
+    args = parser.parse_args(argv)
+    names = args.only or (QUICK_SCENARIOS if args.quick else list(SCENARIOS))
+    size = QUICK if args.quick else FULL
+    results: list[Result] = []
+    for name in names:
+        t0 = time.monotonic()
+        results.extend(SCENARIOS[name](size))
+        print(f"faults: {name} done in {time.monotonic() - t0:.0f}s", flush=True)
+    print(table(results))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "faults.json").write_text(
+        json.dumps([{**asdict(x), "ok": x.ok} for x in results], indent=2)
+    )
+    failed = [x.scenario for x in results if not x.ok]
+    print(f"faults: {len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
