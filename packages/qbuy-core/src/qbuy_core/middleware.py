@@ -7,6 +7,11 @@ Order matters (see MIDDLEWARE in config/settings/base.py):
 * ``PathCacheMiddleware`` goes right after it and before SessionMiddleware: on the way out it
   sees the ``Vary: Cookie`` and ``Set-Cookie`` that sessions and CSRF add, which is how it knows
   a response belongs to one user and must not be stored.
+
+An outage (qbuy_core.outage: Redis or Postgres unreachable) raised by a view, a template or the
+session engine is answered 503 with ``Retry-After`` by ``RequestMetaMiddleware``: JSON under
+``/api/``, a short page elsewhere (DESIGN.md invariant 6). A cached page is served before any
+of that runs, so a page cache that is not the failed server keeps serving during the outage.
 """
 
 import logging
@@ -14,13 +19,17 @@ import re
 import time
 import uuid
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, JsonResponse
-from django.utils.cache import cc_delim_re
+from django.template import TemplateDoesNotExist
+from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers, cc_delim_re
 from django.utils.deprecation import MiddlewareMixin
 
 from . import page_cache
+from .outage import is_outage
 
 logger = logging.getLogger("qbuy.request")
 
@@ -30,8 +39,23 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+# The page an outage gets when the project has no 503.html template.
+UNAVAILABLE_PAGE = (
+    "<!doctype html><title>Unavailable</title><h1>Back in a moment</h1>"
+    "<p>The service is briefly unavailable. Please try again in {retry_after} seconds.</p>"
+)
+
+
 class RequestMetaMiddleware(MiddlewareMixin):
-    """Request id, timing and the JSON error body of the API: one hook each."""
+    """Request id, timing and the error answers (JSON under /api/): one hook each."""
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        # Seconds a client is told to wait during an outage (Retry-After): about the time a
+        # restarted Redis or Postgres needs to answer again.
+        self.retry_after = getattr(settings, "OUTAGE_RETRY_AFTER", 5)
+        if not isinstance(self.retry_after, int) or self.retry_after < 1:
+            raise ImproperlyConfigured("OUTAGE_RETRY_AFTER must be a positive integer")
 
     def process_request(self, request):
         # Reuse the id nginx or the client gave, if it is a sane token, so logs line up.
@@ -43,6 +67,8 @@ class RequestMetaMiddleware(MiddlewareMixin):
         request.view_name = getattr(request.resolver_match, "view_name", "") or view_func.__name__
 
     def process_exception(self, request, exception):
+        if is_outage(exception):
+            return self._unavailable(request, exception)
         if not request.path.startswith("/api/"):
             return None  # pages keep Django's own 500 handling
         logger.exception(
@@ -54,6 +80,36 @@ class RequestMetaMiddleware(MiddlewareMixin):
             {"error": "server_error", "request_id": getattr(request, "request_id", "")},
             status=500,
         )
+
+    def _unavailable(self, request, exception):
+        # No traceback: an outage is not a bug, and during one every request would log one.
+        logger.warning(
+            "unavailable in %s: %s: %s",
+            getattr(request, "view_name", request.path),
+            type(exception).__name__,
+            str(exception).strip(),
+            extra={"request_id": getattr(request, "request_id", "")},
+        )
+        # Nothing is written on the way out: SessionMiddleware saves no session for a 5xx, so a
+        # logout that could not delete the session leaves it as it was, and says so.
+        if request.path.startswith("/api/"):
+            response = JsonResponse(
+                {"error": "unavailable", "retry_after": self.retry_after}, status=503
+            )
+        else:
+            context = {
+                "retry_after": self.retry_after,
+                "request_id": getattr(request, "request_id", ""),
+            }
+            try:
+                # No request: context processors could touch the session, which may be down.
+                page = render_to_string("503.html", context)
+            except TemplateDoesNotExist:
+                page = UNAVAILABLE_PAGE.format(**context)
+            response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(self.retry_after)
+        add_never_cache_headers(response)
+        return response
 
     def process_template_response(self, request, response):
         # A TemplateResponse restored by @cache_page is already rendered and was pickled

@@ -86,7 +86,9 @@ CACHES = {
 }
 STOCK_CACHE = "stock"
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Django's cache engine, except that an unreadable session (Redis down) is an outage (503),
+# not an empty one (401, and a logout that deletes nothing).
+SESSION_ENGINE = "qbuy_core.sessions"
 SESSION_CACHE_ALIAS = env("SESSION_CACHE_ALIAS", default="sessions")
 SESSION_COOKIE_NAME = "SESSION_ID"
 SESSION_COOKIE_PATH = "/"
@@ -117,6 +119,8 @@ CLIENT_IP_META = env("CLIENT_IP_META", default="REMOTE_ADDR")
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=16 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 CSRF_FAILURE_VIEW = "common.http.csrf_failure"
+# Retry-After (seconds) of the 503 every request gets while Redis or Postgres is unreachable.
+OUTAGE_RETRY_AFTER = env.int("OUTAGE_RETRY_AFTER", default=5)
 
 # The buy path (orders/services.py). A pending order older than ORDER_REQUEUE_AFTER seconds is
 # queued again by the reconciler; one older than ORDER_FAIL_AFTER is failed with "timeout".
