@@ -59,20 +59,36 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
         raise RuntimeError(f"sale {sale_id}: Redis state could not be rebuilt")
     if result.outcome != "ok":
         raise BuyRefused(result.outcome)
+    inserted = False
     try:
         with transaction.atomic():
             order = Order.objects.create(
                 token=token, sale_id=sale_id, buyer_id=buyer_id, quantity=quantity
             )
-            transaction.on_commit(lambda: _enqueue(token))
+            inserted = True
+            # robust: a broker outage is logged, not raised. The order is committed by then
+            # and stays pending; the reconciler queues it after ORDER_REQUEUE_AFTER.
+            transaction.on_commit(lambda: _enqueue(token), robust=True)
     except IntegrityError:
         # Postgres already has an order of this buyer for this sale: the gate's state was
         # rebuilt without it. Give the stock back but keep the buyer marked as a buyer.
         gate.release(sale_id=sale_id, token=token, forget_buyer=False)
         raise BuyRefused("already_bought") from None
     except Exception:
-        gate.release(sale_id=sale_id, token=token, forget_buyer=True)
-        raise
+        if not inserted:  # nothing reached Postgres for good: the buy did not happen
+            gate.release(sale_id=sale_id, token=token, forget_buyer=True)
+            raise
+        # The COMMIT failed, and that is ambiguous: the connection may have been lost after
+        # Postgres committed. Ask Postgres (the failed atomic block dropped the broken
+        # connection, so this is a new one) before giving anything back: releasing a committed
+        # order's reservation would tell its buyer "failed" and sell its item twice in Redis.
+        # If Postgres can't answer, this raises (a 503) and the reservation stays: the
+        # reconciler releases it after ORDER_REQUEUE_AFTER if no order turns up.
+        order = Order.objects.filter(token=token).first()
+        if order is None:
+            gate.release(sale_id=sale_id, token=token, forget_buyer=True)
+            raise
+        logger.warning("order %s: its COMMIT failed but it exists; the reconciler queues it", token)
     return order
 
 
