@@ -6,6 +6,7 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponseNotAllowed, JsonResponse
+from django.urls import is_valid_path
 from django.views.csrf import csrf_failure as django_csrf_failure
 
 
@@ -127,6 +128,20 @@ def not_found(request, exception=None):
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+def api_not_found(request):
+    """Every /api/ path no other pattern matches (the last URL pattern).
+
+    A JSON 404 even with DEBUG=True, where Django would render its HTML debug page instead of
+    handler404; and since the path now resolves, CommonMiddleware's APPEND_SLASH leaves it
+    alone: no redirect a POST can't follow, no RuntimeError (an HTML 500) under DEBUG.
+    """
+    extra = {}
+    slashed = is_valid_path(request.path_info + "/", getattr(request, "urlconf", None))
+    if slashed and slashed.func is not api_not_found:
+        extra["detail"] = f"no such endpoint; did you mean {request.path}/ ?"
+    return json_error(404, "not_found", **extra)
 
 
 def bad_request(request, exception=None):

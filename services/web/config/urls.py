@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts import views as accounts_views
 from accounts.urls import api_urlpatterns as auth_api
-from common import health
+from common import health, http
 from orders.urls import urlpatterns as orders_api
 from sales import views as sales_views
 
@@ -21,4 +21,6 @@ urlpatterns = [
     path("api/sales/", sales_views.api_sale_list, name="api-sale-list"),
     path("api/sales/<int:pk>", sales_views.api_sale_detail, name="api-sale-detail"),
     path("api/", include(orders_api)),
+    # Last: whatever else is under /api/ is a JSON 404, with DEBUG too, and never redirected.
+    re_path(r"^api(?:/|$)", http.api_not_found, name="api-not-found"),
 ]
