@@ -169,15 +169,17 @@ class Rig:
             "id"
         ]
 
-    def settled(self, sale: int) -> tuple[int, float | None]:
-        """(orders still pending, the wall-clock time the last order was settled)."""
+    def settled(self, sale: int, before: float) -> tuple[int, float | None]:
+        """(orders still pending, and the wall-clock time the last order created before
+        ``before`` was settled)."""
         try:
             with psycopg.connect(self.postgres.url, connect_timeout=2) as db:
                 pending, last = db.execute(
                     "SELECT count(*) FILTER (WHERE status = 'pending'),"
-                    " extract(epoch FROM max(updated_at) FILTER (WHERE status <> 'pending'))"
+                    " extract(epoch FROM max(updated_at) FILTER"
+                    "  (WHERE status <> 'pending' AND created_at <= to_timestamp(%s)))"
                     " FROM orders_order WHERE sale_id = %s",
-                    [sale],
+                    [before, sale],
                 ).fetchone()
         except psycopg.OperationalError:
             return -1, None  # Postgres is down: nothing can be said yet
@@ -232,7 +234,8 @@ Fault = Callable[[Rig], None]  # injects the fault and returns when it is over
 
 
 def run_scenario(name: str, size: Size, fault: Fault, *, rounds: int = 1, **rig) -> list[Result]:
-    """Storm, fault at the first 202, settle, check; ``rounds`` storms on the same processes."""
+    """Storm, fault at the first 202, a second storm once it is over if items are left,
+    settle, check; ``rounds`` times on the same processes."""
     results = []
     with (
         tempfile.TemporaryDirectory(prefix=f"qbuy-fault-{name}-") as tmp,
@@ -273,9 +276,19 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
         started.acquire()
         injector.start()
     injector.join()
+    # The sale goes on after the fault: those who got no item try again, and whoever lost
+    # their session (Redis without persistence) logs in again first.
+    if len([a for a in answers if a.status == 202]) < size.stock:
+        probe = sessions[0].get(f"{r.url}/api/auth/me", timeout=10)
+        if probe.status_code == 401:
+            codes = storm.sms_file_codes(r.dir / "sms.jsonl")
+            sessions = storm.log_in_buyers(r.url, codes, size.buyers, first=first)
+        answers += storm.fire(
+            r.url, sale, sessions, attempts_per_buyer=size.attempts, on_answer=on_answer
+        )
 
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    while (settled := r.settled(sale))[0] != 0 and time.monotonic() < deadline:
+    while (settled := r.settled(sale, window["end"]))[0] != 0 and time.monotonic() < deadline:
         time.sleep(0.25)
     pending, last = settled  # pending is -1 while Postgres is still unreachable
     summary = storm.summary(answers)
