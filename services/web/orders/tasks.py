@@ -2,7 +2,9 @@
 
 import contextlib
 import functools
+import logging
 import threading
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -10,6 +12,8 @@ from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from . import services
+
+logger = logging.getLogger("qbuy.orders")
 
 
 @functools.cache
@@ -33,20 +37,48 @@ def db_slot():
             _db_slots().release()
 
 
+# Which results go to django-celery-results (CELERY_TASK_IGNORE_RESULT is on for the rest):
+# - place_order: none. The order row is its result (status, reason, updated_at); a result row
+#   per order would double the Postgres writes of a flash sale, on a connection outside
+#   WORKER_DB_CONNECTIONS, and a failure would need Postgres just when Postgres failed.
+# - reconcile_orders: stored. Its report (re-queued, failed, released, skipped) is the one
+#   record of what the backstop did, to read in the admin or Flower; one small row per run.
+# - warm_sales and celery.backend_cleanup: none, nothing to learn from them.
+# A result that cannot be stored is logged, never raised (config/celery_results.py).
+
+# In-process waits for Redis before place_order gives up on an attempt; within the task time
+# limit, and the sleeps cost a greenlet, not a database slot.
+REDIS_WAITS = (0.5, 1, 2, 4)
+
+
 @shared_task(
     acks_late=True,  # acked after it ran: a killed worker's task is delivered again
     reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError, RedisError),
+    # Only database errors are retried through the broker. Celery's retry publishes a new
+    # message; with Redis (the broker) down that publish fails and Celery rejects the delivery
+    # without requeueing it: the message would be dropped. Redis errors wait in-process below.
+    autoretry_for=(DatabaseError,),
     retry_backoff=True,
     retry_backoff_max=30,
     max_retries=10,
 )
 def place_order(token: str) -> str:
+    # order_place touches Redis only after its COMMIT (the reservation's clean-up), and a
+    # second call redoes just that clean-up: retrying it here is safe. If Redis stays down the
+    # task fails; its ack needs Redis too, so kombu delivers the message again once Redis is
+    # back (if Redis lost it, the reconciler clears the reservation and re-queues from Postgres).
+    for wait in REDIS_WAITS:
+        try:
+            with db_slot():
+                return services.order_place(token=token).status
+        except RedisError as exc:
+            logger.warning("order %s: Redis error, again in %ss: %r", token, wait, exc)
+            time.sleep(wait)
     with db_slot():
         return services.order_place(token=token).status
 
 
-@shared_task
+@shared_task(ignore_result=False)
 def reconcile_orders() -> dict:
     with db_slot():
         report = services.orders_reconcile()

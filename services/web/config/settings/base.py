@@ -141,6 +141,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=120)
 }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="django-db")
+# django-celery-results' own backends, except that a result that cannot be stored (Postgres or
+# the cache down) is logged instead of costing the task its delivery: config/celery_results.py.
+CELERY_RESULT_BACKEND = {
+    "django-db": "config.celery_results:DatabaseBackend",
+    "django-cache": "config.celery_results:CacheBackend",
+}.get(CELERY_RESULT_BACKEND, CELERY_RESULT_BACKEND)
+# Results are stored only for the tasks that opt in (orders/tasks.py says which and why).
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=86400)
 CELERY_TASK_SERIALIZER = "json"
