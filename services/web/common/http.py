@@ -2,12 +2,16 @@
 
 import functools
 import json
+import sys
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.urls import is_valid_path
 from django.views.csrf import csrf_failure as django_csrf_failure
+
+from qbuy_core.middleware import unavailable_response
+from qbuy_core.outage import is_outage
 
 
 class ApiError(Exception):
@@ -142,6 +146,19 @@ def api_not_found(request):
     if slashed and slashed.func is not api_not_found:
         extra["detail"] = f"no such endpoint; did you mean {request.path}/ ?"
     return json_error(404, "not_found", **extra)
+
+
+def server_error(request):
+    """handler500: an error no view raised, which process_exception never sees: a middleware's,
+    such as a session saved on the way out or a page cache kept in a database that is down.
+    An outage is still a 503 there, and the API's 500 is still JSON."""
+    if is_outage(sys.exc_info()[1]):
+        return unavailable_response(request, retry_after=settings.OUTAGE_RETRY_AFTER)
+    if request.path.startswith("/api/"):
+        return json_error(500, "server_error", request_id=getattr(request, "request_id", ""))
+    from django.views.defaults import server_error as django_server_error
+
+    return django_server_error(request)
 
 
 def bad_request(request, exception=None):

@@ -9,6 +9,7 @@ from sales import views as sales_views
 
 handler400 = "common.http.bad_request"
 handler404 = "common.http.not_found"
+handler500 = "common.http.server_error"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

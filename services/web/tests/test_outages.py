@@ -13,8 +13,10 @@ import time
 
 import pytest
 import requests
+from django.test import Client
 from port_for import get_port
 
+from config.settings.caches import cache_config
 from loadtests.storm import log_in_buyers, sms_file_codes
 from tools import devservers
 from tools.stack import ROOT, Process, base_env
@@ -173,3 +175,21 @@ def test_logout_during_a_redis_outage_is_503_and_says_the_session_lives_on(stack
     assert session.post(f"{url}/api/auth/logout", timeout=TIMEOUT).status_code == 204
     r = session.get(f"{url}/api/auth/me", timeout=TIMEOUT)
     assert (r.status_code, r.json()) == (401, {"error": "not_authenticated"})
+
+
+@pytest.mark.django_db
+def test_an_outage_outside_any_view_is_503_too(settings, make_sale):
+    """PathCacheMiddleware reads the page cache before any view runs, so its error is not the
+    middleware's process_exception's but handler500's: with a page cache that does not ignore
+    errors (a Redis one here, a database one alike) and its server down, still a 503 page.
+    Was Django's HTML 500."""
+    sale = make_sale()
+    redis = devservers.Redis().start()
+    redis.halt()
+    try:
+        settings.CACHES = {**settings.CACHES, "html": cache_config(redis.url, key_prefix="html")}
+        r = Client(raise_request_exception=False).get(f"/sales/{sale.pk}/")
+    finally:
+        redis.stop()
+    assert (r.status_code, r["Retry-After"]) == (503, str(settings.OUTAGE_RETRY_AFTER))
+    assert b"Back in a moment" in r.content

@@ -46,6 +46,23 @@ UNAVAILABLE_PAGE = (
 )
 
 
+def unavailable_response(request, *, retry_after: int) -> HttpResponse:
+    """The 503 of an outage: JSON under /api/, the 503.html page elsewhere, never cached."""
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"error": "unavailable", "retry_after": retry_after}, status=503)
+    else:
+        context = {"retry_after": retry_after, "request_id": getattr(request, "request_id", "")}
+        try:
+            # No request: context processors could touch the session, which may be down.
+            page = render_to_string("503.html", context)
+        except TemplateDoesNotExist:
+            page = UNAVAILABLE_PAGE.format(**context)
+        response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(retry_after)
+    add_never_cache_headers(response)
+    return response
+
+
 class RequestMetaMiddleware(MiddlewareMixin):
     """Request id, timing and the error answers (JSON under /api/): one hook each."""
 
@@ -92,24 +109,7 @@ class RequestMetaMiddleware(MiddlewareMixin):
         )
         # Nothing is written on the way out: SessionMiddleware saves no session for a 5xx, so a
         # logout that could not delete the session leaves it as it was, and says so.
-        if request.path.startswith("/api/"):
-            response = JsonResponse(
-                {"error": "unavailable", "retry_after": self.retry_after}, status=503
-            )
-        else:
-            context = {
-                "retry_after": self.retry_after,
-                "request_id": getattr(request, "request_id", ""),
-            }
-            try:
-                # No request: context processors could touch the session, which may be down.
-                page = render_to_string("503.html", context)
-            except TemplateDoesNotExist:
-                page = UNAVAILABLE_PAGE.format(**context)
-            response = HttpResponse(page, status=503)
-        response["Retry-After"] = str(self.retry_after)
-        add_never_cache_headers(response)
-        return response
+        return unavailable_response(request, retry_after=self.retry_after)
 
     def process_template_response(self, request, response):
         # A TemplateResponse restored by @cache_page is already rendered and was pickled
