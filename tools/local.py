@@ -6,6 +6,7 @@ container runs. REDIS_URL / DATABASE_URL are used when set; otherwise throwaway 
 their data under .local/.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -104,39 +105,78 @@ def main() -> int:
             server.stop()
 
 
+# Seconds before restarting a process that exited, by how many times in a row it has; one
+# that stayed up for STABLE_AFTER seconds starts again from the first delay.
+RESTART_DELAYS = (1, 2, 5, 10, 30)
+STABLE_AFTER = 60
+STOP_GRACE = 20  # seconds the processes get to stop (the worker: its task time limit)
+
+
+def spawn(name: str, cmd: list, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    threading.Thread(target=pump, args=(name, proc), daemon=True).start()
+    return proc
+
+
 def supervise(commands: dict, env: dict, flower_login: str) -> int:
-    procs = {}
-    stopping = threading.Event()
+    """Run every process, restart the ones that exit (with a growing delay), stop all on
+    SIGINT/SIGTERM.
+
+    A restart loop rather than supervisord: this one keeps every process's log prefixed by its
+    name in this terminal and needs no config file, daemon or control socket; compose and
+    Kubernetes do the same job for the containers.
+    """
+    # The handler only records the signal; the loop below polls it. (It used to call
+    # Event.set() while this thread sat in Event.wait() on the same event: a signal landing
+    # while wait() held the event's lock deadlocked the handler, and make local never ended.)
+    signals = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
-    for name, cmd in commands.items():
-        procs[name] = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        threading.Thread(target=pump, args=(name, procs[name]), daemon=True).start()
+        signal.signal(sig, lambda signum, _: signals.append(signum))
+    procs = {name: spawn(name, cmd, env) for name, cmd in commands.items()}
+    started = dict.fromkeys(procs, time.monotonic())
+    failures = dict.fromkeys(procs, 0)
+    restart_at: dict[str, float] = {}
     print(
         f"qbuy: http://localhost:{NGINX_PORT}/sales/  flower: http://127.0.0.1:{FLOWER_PORT}/"
         f" ({flower_login})  (Ctrl-C stops everything)",
         flush=True,
     )
-    code = 0
-    while not stopping.is_set():
+    while not signals:
+        now = time.monotonic()
         for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"qbuy: {name} exited with {proc.returncode}; stopping the rest", flush=True)
-                code = proc.returncode or 1
-                stopping.set()
-        stopping.wait(0.5)
+            if proc.poll() is None:
+                if now - started[name] > STABLE_AFTER:
+                    failures[name] = 0
+            elif name not in restart_at:
+                delay = RESTART_DELAYS[min(failures[name], len(RESTART_DELAYS) - 1)]
+                print(
+                    f"qbuy: {name} exited with {proc.returncode}; restarting in {delay}s",
+                    flush=True,
+                )
+                restart_at[name] = now + delay
+        for name in [n for n, at in restart_at.items() if now >= at]:
+            del restart_at[name]
+            failures[name] += 1
+            procs[name], started[name] = spawn(name, commands[name], env), time.monotonic()
+            print(f"qbuy: {name} restarted", flush=True)
+        time.sleep(0.2)
     for proc in procs.values():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
     for proc in procs.values():
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    return code
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    return 0
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -250,3 +251,74 @@ def test_local_flower_is_on_loopback_behind_a_password_printed_at_start(local_st
         if c.status == psutil.CONN_LISTEN and c.laddr.port == port
     }
     assert listening == {"127.0.0.1"}
+
+
+def stack_processes(proc: subprocess.Popen) -> list[psutil.Process]:
+    """Every process make local runs (each in a session of its own, so not in its group)."""
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+def test_sigterm_always_ends_make_local_and_every_child_even_after_heavy_output(local_stack):
+    """The old signal handler called Event.set() while the main thread sat in Event.wait() on
+    the same event: a signal landing while wait() held the event's lock hung make local for
+    good (seen after a storm). Heavy output, then a burst of SIGTERMs, as a process group gets
+    them: make local ends within a bound and leaves no process behind."""
+    url, proc = local_stack["url"], local_stack["proc"]
+    children = stack_processes(proc)
+    assert len(children) >= 5
+    with ThreadPoolExecutor(16) as pool:  # one access-log line each, pumped by make local
+        list(pool.map(lambda _: requests.get(f"{url}/api/auth/csrf", timeout=10), range(1500)))
+    for _ in range(50):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.002)
+    t0 = time.monotonic()
+    assert proc.wait(45) == 0
+    print(f"\nmake local ended {time.monotonic() - t0:.1f}s after the SIGTERMs")
+    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+
+
+def buy_and_wait_confirmed(url: str, sms, phone: str, timeout: float = 60) -> float:
+    s = requests.Session()
+    s.headers["X-CSRFToken"] = s.get(f"{url}/api/auth/csrf", timeout=10).json()["csrf_token"]
+    assert s.post(f"{url}/api/auth/code", json={"phone": phone}, timeout=10).status_code == 202
+    code = next(
+        m["code"]
+        for m in map(json.loads, reversed(sms.read_text().splitlines()))
+        if m["phone"] == phone
+    )
+    r = s.post(f"{url}/api/auth/login", json={"phone": phone, "code": code}, timeout=10)
+    assert r.status_code == 200
+    s.headers["X-CSRFToken"] = s.cookies["csrftoken"]
+    sale = sale_services.sale_create(name=f"Kettle {phone}", stock=1)
+    r = s.post(f"{url}/api/sales/{sale.pk}/buy", timeout=10)
+    assert r.status_code == 202, r.text
+    t0 = time.monotonic()
+    while (
+        status := s.get(f"{url}/api/orders/{r.json()['order']}", timeout=10).json()["status"]
+    ) == "pending":
+        assert time.monotonic() - t0 < timeout, "the order stayed pending"
+        time.sleep(0.2)
+    assert status == "confirmed"
+    return time.monotonic() - t0
+
+
+def test_a_killed_worker_is_restarted_and_orders_still_confirm(local_stack):
+    url, proc, log = local_stack["url"], local_stack["proc"], local_stack["log"]
+    (worker,) = [
+        p
+        for p in stack_processes(proc)
+        if "worker" in p.cmdline() and "celery" in " ".join(p.cmdline())
+    ]
+    os.killpg(worker.pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    while "qbuy: worker restarted" not in log.read_text():
+        assert proc.poll() is None, "make local stopped instead of restarting the worker"
+        assert time.monotonic() - t0 < 30, log.read_text()[-3000:]
+        time.sleep(0.2)
+    restarted = time.monotonic() - t0
+    waited = buy_and_wait_confirmed(url, local_stack["sms"], "+15551239000")
+    print(
+        f"\nworker restarted {restarted:.1f}s after the kill; an order confirmed in {waited:.1f}s"
+    )
+    assert proc.poll() is None
