@@ -2,6 +2,7 @@
 and beat started from their entry scripts, against the session's throwaway servers, which are
 halted and started again on the same port (tools/devservers.py)."""
 
+import os
 import time
 import uuid
 
@@ -168,3 +169,27 @@ def test_redis_outage_under_load_neither_kills_the_worker_nor_drops_orders(
     report = check_sale(sale.pk, tokens)
     assert report.violations == []
     assert report.orders == {Order.Status.CONFIRMED: 30}
+
+
+def heartbeat_age(path) -> float:
+    return time.time() - os.stat(path).st_mtime
+
+
+def test_heartbeat_means_consuming(stack, redis_server):
+    """An idle healthy worker keeps its heartbeat file fresh; once its broker connection is
+    gone the file goes stale (the liveness probe then restarts it), and fresh again after."""
+    worker = stack("worker", " ready.", CELERY_WORKER_CONCURRENCY="4", HEARTBEAT_SECONDS="1")
+    path = worker.env["HEARTBEAT_FILE"]
+    time.sleep(4)
+    assert heartbeat_age(path) < 2.5  # idle, consuming
+    redis_server.halt()
+    try:
+        time.sleep(6)
+        assert heartbeat_age(path) > 4  # process alive, consuming nothing
+        assert worker.proc.poll() is None
+    finally:
+        redis_server.start()
+    deadline = time.monotonic() + 30
+    while heartbeat_age(path) > 2.5:
+        assert time.monotonic() < deadline, "the heartbeat never came back with Redis"
+        time.sleep(0.5)
