@@ -1,7 +1,8 @@
-"""A TCP proxy in front of Postgres that can lose a COMMIT's answer: the statement reaches the
-server and commits, then the connection drops before the client hears back. That is the
-ambiguous commit a real network or a failover produces ("server closed the connection
-unexpectedly"), made to happen on demand for the fault suite.
+"""A TCP proxy in front of Postgres that can lose a COMMIT: deliver it and drop the answer (the
+transaction is committed, the client hears "server closed the connection unexpectedly"), or
+drop the COMMIT itself (rolled back), and then, optionally, refuse new connections (Postgres
+unreachable when the client asks what happened). That is the ambiguous commit a network or a
+failover produces, on demand, for the fault suite and the phantom-order tests.
 
 Only the client's side is parsed (the startup exchange, then typed messages) to spot a simple
 query that starts with COMMIT, which is how psycopg 3 commits; the server's side is copied.
@@ -11,7 +12,6 @@ import contextlib
 import socket
 import struct
 import threading
-import time
 
 from port_for import get_port
 
@@ -29,14 +29,21 @@ def _read_exact(sock: socket.socket, n: int) -> bytes:
 
 
 class PgProxy:
-    """``PgProxy(upstream_port).start()``; clients connect to ``.port``. While ``cut_every`` is
-    N > 0, every Nth COMMIT is delivered and its answer lost."""
+    """``PgProxy(upstream_port).start()``; clients connect to ``.port``.
+
+    ``arm("after")`` loses the next COMMIT's answer, ``arm("before")`` the COMMIT itself;
+    ``then_refuse`` also closes every new connection from then on, until ``refuse`` is cleared.
+    While ``cut_every`` is N > 0, every Nth COMMIT loses its answer (a storm's worth of cuts).
+    """
 
     def __init__(self, upstream_port: int, host: str = "127.0.0.1"):
         self.upstream = (host, upstream_port)
         self.host, self.port = host, get_port(None)
         self.cut_every = 0
         self.commits = self.cuts = 0
+        self.refuse = threading.Event()
+        self._armed: str | None = None
+        self._then_refuse = False
         self._lock = threading.Lock()
         self._listener = None
 
@@ -49,34 +56,53 @@ class PgProxy:
         if self._listener is not None:
             self._listener.close()
 
+    def arm(self, mode: str, *, then_refuse: bool = False) -> None:
+        assert mode in ("after", "before"), mode
+        with self._lock:
+            self._armed, self._then_refuse = mode, then_refuse
+
     def _accept(self) -> None:
         while True:
             try:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.refuse.is_set():
+                client.close()
+                continue
             server = socket.create_connection(self.upstream)
             muted = threading.Event()  # set: the server's answers are dropped, not relayed
+            answered = threading.Event()  # the server answered while muted
             for target, args in (
-                (self._client_to_server, (client, server, muted)),
-                (self._server_to_client, (server, client, muted)),
+                (self._client_to_server, (client, server, muted, answered)),
+                (self._server_to_client, (server, client, muted, answered)),
             ):
                 threading.Thread(target=target, args=args, daemon=True).start()
 
     @staticmethod
-    def _server_to_client(server: socket.socket, client: socket.socket, muted) -> None:
+    def _server_to_client(server, client, muted, answered) -> None:
         with contextlib.suppress(OSError):
-            while (chunk := server.recv(65536)) and not muted.is_set():
+            while chunk := server.recv(65536):
+                if muted.is_set():
+                    answered.set()
+                    return
                 client.sendall(chunk)
 
-    def _should_cut(self) -> bool:
+    def _cut(self) -> str | None:
+        """What to do with this COMMIT: None (pass it), "after" or "before"."""
         with self._lock:
             self.commits += 1
-            cut = self.cut_every > 0 and self.commits % self.cut_every == 0
-            self.cuts += cut
-            return cut
+            mode, self._armed = self._armed, None
+            if mode is None and self.cut_every > 0 and self.commits % self.cut_every == 0:
+                mode = "after"
+            if mode is not None:
+                self.cuts += 1
+                if self._then_refuse:
+                    self.refuse.set()
+                    self._then_refuse = False
+            return mode
 
-    def _client_to_server(self, client: socket.socket, server: socket.socket, muted) -> None:
+    def _client_to_server(self, client, server, muted, answered) -> None:
         try:
             while True:  # startup: untyped messages, until the StartupMessage itself
                 head = _read_exact(client, 8)
@@ -89,10 +115,12 @@ class PgProxy:
                 kind, length = head[:1], struct.unpack("!I", head[1:])[0]
                 body = _read_exact(client, length - 4)
                 commit = kind == b"Q" and body.lstrip()[:6].upper() == b"COMMIT"
-                if commit and self._should_cut():
+                mode = self._cut() if commit else None
+                if mode == "after":
                     muted.set()
                     server.sendall(head + body)
-                    time.sleep(0.05)  # the server commits; its answer never comes back
+                    answered.wait(5)  # Postgres has committed; its answer goes nowhere
+                if mode is not None:
                     break
                 server.sendall(head + body)
         except (OSError, ConnectionError):

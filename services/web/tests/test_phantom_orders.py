@@ -1,18 +1,15 @@
 """No phantom orders (issue 9, item 3): when the buy's COMMIT fails ambiguously or the task
 can't be queued, the answer matches what Postgres holds, and the reservation with it.
 
-A real gunicorn whose Postgres connections go through a small TCP proxy that can cut one at
+A real gunicorn whose Postgres connections go through loadtests.pgproxy, which can cut one at
 the COMMIT (after Postgres answered it, or before Postgres saw it), and whose Celery broker is
 a real Redis that has been stopped, while the gate uses the live one.
 """
 
-import select
-import socket
-import threading
-
 import pytest
 from port_for import get_port
 
+from loadtests.pgproxy import PgProxy
 from loadtests.storm import log_in_buyers, sms_file_codes
 from orders import gate
 from orders.models import Order
@@ -22,75 +19,6 @@ from tools.stack import Process, base_env
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STOCK = 5
-# psycopg sends COMMIT as a simple query: 'Q', its length (4 + 7), the text.
-COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
-
-
-class CommitCutter:
-    """A TCP proxy in front of Postgres. ``arm("after")`` forwards the next COMMIT, waits for
-    Postgres' answer (the transaction is committed), then closes the client's connection
-    instead of relaying it: "server closed the connection unexpectedly" for a committed
-    transaction. ``arm("before")`` closes it without forwarding the COMMIT (Postgres rolls
-    back). ``refuse`` closes every new connection at once (Postgres unreachable), set by the
-    cut itself with ``arm(..., then_refuse=True)``."""
-
-    def __init__(self, upstream_port: int):
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.mode, self.then_refuse = None, False
-        self.refuse = threading.Event()
-        self.cuts = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def arm(self, mode: str, *, then_refuse: bool = False) -> None:
-        self.mode, self.then_refuse = mode, then_refuse
-
-    def close(self) -> None:
-        self.listener.close()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            if self.refuse.is_set():
-                client.close()
-                continue
-            threading.Thread(target=self._pump, args=(client,), daemon=True).start()
-
-    def _take_cut(self, data: bytes) -> str | None:
-        with self.lock:
-            if self.mode is None or COMMIT not in data:
-                return None
-            mode, self.mode = self.mode, None
-            self.cuts += 1
-            if self.then_refuse:
-                self.refuse.set()
-            return mode
-
-    def _pump(self, client):
-        upstream = socket.create_connection(self.upstream)
-        try:
-            while True:
-                readable, _, _ = select.select([client, upstream], [], [])
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    mode = self._take_cut(data) if sock is client else None
-                    if mode == "after":
-                        upstream.sendall(data)
-                        assert upstream.recv(65536).startswith(b"C")  # CommandComplete
-                        return
-                    if mode == "before":
-                        return
-                    (upstream if sock is client else client).sendall(data)
-        finally:
-            client.close()
-            upstream.close()
 
 
 @pytest.fixture
@@ -98,7 +26,7 @@ def stack(tmp_path, server_urls, make_sale, settings):
     broker = devservers.Redis().start()
     broker.halt()  # a real Redis, stopped: the broker is down, the gate's Redis is not
     db = settings.DATABASES["default"]
-    proxy = CommitCutter(int(db["PORT"]))
+    proxy = PgProxy(int(db["PORT"])).start()
     port = get_port(None)
     env = base_env(
         DJANGO_SETTINGS_MODULE="config.settings.test",
@@ -120,7 +48,7 @@ def stack(tmp_path, server_urls, make_sale, settings):
         yield {"url": url, "buyer": buyer, "sale": sale, "proxy": proxy}
     finally:
         web.stop()
-        proxy.close()
+        proxy.stop()
         broker.stop()
 
 
