@@ -221,6 +221,7 @@ class Result:
     during_fault: dict
     recovery: float | None
     restarts: dict
+    detail: str  # what the fault did, where it says more than its name
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -230,7 +231,7 @@ class Result:
         return clean and recovered and not self.violations
 
 
-Fault = Callable[[Rig], None]  # injects the fault and returns when it is over
+Fault = Callable[[Rig], str | None]  # injects the fault, returns when it is over (and a detail)
 
 
 def run_scenario(name: str, size: Size, fault: Fault, *, rounds: int = 1, **rig) -> list[Result]:
@@ -259,7 +260,7 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
     def inject() -> None:
         with r._lock:  # the supervisor waits while the fault stops and starts processes
             window["start"] = time.time()
-            fault(r)
+            window["detail"] = fault(r) or ""
             window["end"] = time.time()
 
     injector = threading.Thread(target=inject)
@@ -310,6 +311,7 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
         during_fault=dict(sorted(during.items())),
         recovery=None if pending else max(0.0, (last or window["end"]) - window["end"]),
         restarts=dict(r.restarts),
+        detail=window["detail"],
         violations=report["violations"],
     )
 
@@ -327,16 +329,18 @@ def stop_worker(r: Rig) -> None:
     r.start("worker")
 
 
-def restart_redis(r: Rig) -> None:
+def restart_redis(r: Rig) -> str:
     r.redis.halt()
     time.sleep(2)
     r.redis.start()
+    return f"Redis down 2 s, {'AOF' if r.redis.aof else 'no persistence'}"
 
 
-def restart_postgres(r: Rig) -> None:
+def restart_postgres(r: Rig) -> str:
     r.postgres.halt()  # pg_ctl stop -m fast
     time.sleep(10)
     r.postgres.start()
+    return f"Postgres down 10 s, worker -c {r.concurrency}"
 
 
 def kill_beat(r: Rig) -> None:
@@ -353,11 +357,12 @@ def second_beat(r: Rig) -> None:
     r.extra.append(Process("beat", env, log_dir, READY["beat"]).start())
 
 
-def cut_commits(r: Rig) -> None:
+def cut_commits(r: Rig) -> str:
     """Every 3rd COMMIT of the web processes is delivered and its answer lost, for 3 seconds."""
     r.proxy.cut_every = 3
     time.sleep(3)
     r.proxy.cut_every = 0
+    return f"{r.proxy.cuts} of {r.proxy.commits} COMMITs lost their answer"
 
 
 SCENARIOS: dict[str, Callable[[Size], list[Result]]] = {
@@ -396,6 +401,9 @@ def table(results: list[Result]) -> str:
             f"{x.oversold:>6}{x.duplicates:>5}{x.stuck:>7}{x.phantoms:>9}{recovery:>10}  "
             f"{x.during_fault}{'' if x.ok else '  FAIL'}"
         )
+        if x.detail or x.restarts:
+            restarts = f"; restarted: {x.restarts}" if x.restarts else ""
+            rows.append(f"    {x.detail}{restarts}".rstrip())
         for violation in x.violations:
             rows.append(f"    {violation}")
     return "\n".join(rows)
