@@ -294,9 +294,7 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
     pending, last = settled  # pending is -1 while Postgres is still unreachable
     summary = storm.summary(answers)
     report = r.check(sale, summary["accepted"])
-    during = Counter(
-        status for at, status in arrivals if window["start"] <= at <= window["end"] + 0.5
-    )
+    during = Counter(status for at, status in arrivals if window["start"] <= at <= window["end"])
     orders = report["orders"]
     return Result(
         scenario=label,
@@ -359,10 +357,11 @@ def second_beat(r: Rig) -> None:
 
 def cut_commits(r: Rig) -> str:
     """Every 3rd COMMIT of the web processes is delivered and its answer lost, for 3 seconds."""
+    commits, cuts = r.proxy.commits, r.proxy.cuts
     r.proxy.cut_every = 3
     time.sleep(3)
     r.proxy.cut_every = 0
-    return f"{r.proxy.cuts} of {r.proxy.commits} COMMITs lost their answer"
+    return f"{r.proxy.cuts - cuts} of {r.proxy.commits - commits} COMMITs lost their answer"
 
 
 SCENARIOS: dict[str, Callable[[Size], list[Result]]] = {
