@@ -1,7 +1,7 @@
 #!/bin/sh
 # make test-stack: the container suite. Starts an engine where none runs (as root), brings the
 # stack up with `make up` under its own project name, ports and settings file (so a developer's
-# own `make up` stack is left alone), runs deploy/tests against the published loopback ports,
+# own `make up` stack is left alone), runs deploy/stack_tests against the published loopback ports,
 # and always ends with `make down` with its volumes. test-stack.sh PYTHON [PYTEST ARGS...]
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,4 +51,4 @@ started=$(date +%s)
 make --no-print-directory up ENV_FILE="$env_file"
 echo "make test-stack: stack up in $(($(date +%s) - started)) s"
 # -s: the storms print their figures (counts, seconds, the split over replicas).
-QBUY_STACK_ENV_FILE=$env_file "$python" -m pytest deploy/tests -p no:cacheprovider -s "$@"
+QBUY_STACK_ENV_FILE=$env_file "$python" -m pytest deploy/stack_tests -p no:cacheprovider -s "$@"

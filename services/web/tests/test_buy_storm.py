@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from django.db import connection, transaction
+from django.db import transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
 
@@ -18,6 +18,7 @@ from orders import gate
 from orders.invariants import check_sale, wait_drained
 from orders.models import Order
 from sales.models import Sale
+from tests.postgres import lock_waiters
 from tools.stack import Process, base_env
 
 BUYERS = 200
@@ -231,14 +232,3 @@ def test_sigterm_mid_order_is_bounded_and_the_order_still_ends_confirmed(
     assert Order.objects.get(token=token).status == Order.Status.CONFIRMED
     sale.refresh_from_db()
     assert sale.remaining == 4  # decremented once: the cut-off attempt was rolled back
-
-
-def lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        # Inside a transaction Postgres keeps serving its first snapshot of pg_stat_activity.
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        return cursor.fetchone()[0]

@@ -16,6 +16,7 @@ from orders import gate
 from orders.invariants import check_sale, wait_drained
 from orders.models import Order
 from sales.models import Sale
+from tests.postgres import lock_waiters
 from tools import devservers, pytest_servers
 from tools.stack import Process, base_env
 
@@ -126,16 +127,6 @@ def test_postgres_outages_never_wedge_the_worker(stack, postgres, make_sale):
     runs = TaskResult.objects.filter(task_name="orders.tasks.reconcile_orders", status="SUCCESS")
     assert runs.exists()
     assert not TaskResult.objects.filter(task_name="orders.tasks.place_order").exists()
-
-
-def lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_redis_outage_under_load_neither_kills_the_worker_nor_drops_orders(
