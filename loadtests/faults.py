@@ -246,11 +246,11 @@ def run_scenario(name: str, size: Size, fault: Fault, *, rounds: int = 1, **rig)
         for round_ in range(rounds):
             label = name if rounds == 1 else f"{name} #{round_ + 1}"
             results.append(_one_round(r, label, size, fault, first=round_ * size.buyers))
-        if not all(x.ok for x in results):  # keep the processes' logs for a post-mortem
+        if r.restarts or not all(x.ok for x in results):  # logs for a post-mortem
             kept = RESULTS / "logs" / name.replace(" ", "-").replace(",", "")
             shutil.rmtree(kept, ignore_errors=True)
             shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("*.jsonl", "beat-schedule*"))
-            print(f"faults: {name} failed; logs in {kept.relative_to(ROOT)}", flush=True)
+            print(f"faults: {name}: logs kept in {kept.relative_to(ROOT)}", flush=True)
     return results
 
 
