@@ -137,6 +137,8 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With acks_late, Redis hands an unacked message to another worker after this many seconds;
 # it must exceed the longest task, and the reconciler covers anything it misses.
+# kombu's Redis transport with a crash on reconnect worked around (config/broker.py).
+CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=120)
 }
