@@ -32,21 +32,22 @@ def session_server(kind):
     return server
 
 
-@pytest.fixture
-def postgres():
-    server = session_server(devservers.Postgres)
+def back_up_after(server):
+    """The session's server, started again after the test if the test left it halted."""
     yield server
     if server.executor is None:
         server.start()
+
+
+@pytest.fixture
+def postgres():
+    yield from back_up_after(session_server(devservers.Postgres))
     connection.close()
 
 
 @pytest.fixture
 def redis_server():
-    server = session_server(devservers.Redis)
-    yield server
-    if server.executor is None:
-        server.start()
+    yield from back_up_after(session_server(devservers.Redis))
 
 
 @pytest.fixture
