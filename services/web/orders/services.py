@@ -147,10 +147,16 @@ class ReconcileReport:
     skipped: bool = False  # another reconcile (a second beat) held the lock
 
 
-# One reconcile at a time, whichever beat (or manual call) runs it. Its expiry only matters if
-# the holder dies: a run takes well under a second for a full batch.
+# One reconcile at a time, whichever beat (or manual call) runs it. Its expiry matters when the
+# holder dies or cannot release it (Redis went away mid-run; with AOF the lock outlives the
+# restart): until then every run is skipped, so it is kept to two beat intervals (a run takes
+# well under a second). A run that outlasts it overlaps the next harmlessly: each re-queue is
+# claimed by its own SET NX, failing and releasing are conditional.
 RECONCILE_LOCK = "qbuy:reconcile:lock"
-RECONCILE_LOCK_TIMEOUT = 60
+
+
+def _reconcile_lock_timeout() -> float:
+    return max(2.0, 2 * settings.RECONCILE_INTERVAL)
 
 
 def _requeue_key(token: str) -> str:
@@ -168,7 +174,7 @@ def orders_reconcile(*, now=None) -> ReconcileReport:
     now = now or timezone.now()
     report = ReconcileReport()
     conn = gate.redis()
-    lock = conn.lock(RECONCILE_LOCK, timeout=RECONCILE_LOCK_TIMEOUT, blocking=False)
+    lock = conn.lock(RECONCILE_LOCK, timeout=_reconcile_lock_timeout(), blocking=False)
     if not lock.acquire():
         report.skipped = True
         return report

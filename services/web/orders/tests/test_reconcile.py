@@ -3,6 +3,7 @@ is not amplified, a second beat is harmless, a reservation never outlives its se
 Real Postgres and Redis; messages are counted in the broker's `celery` list (no worker runs)."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -96,6 +97,22 @@ def test_reconcile_skips_while_another_run_holds_the_lock(make_sale, buyers, set
     finally:
         held.release()
     assert (report.skipped, report.requeued, queue()) == (True, 0, 0)
+    assert services.orders_reconcile(now=later).requeued == 2
+
+
+def test_a_lock_left_by_a_dead_run_blocks_reconciling_for_two_intervals_at_most(
+    make_sale, buyers, settings, queue
+):
+    """A run that could not release its lock (Redis went away mid-run; with AOF the lock
+    survives the restart) must not stall the backstop for long: seen as a 55 s wait for the
+    last pending orders after a Redis restart, with a 60 s lock."""
+    settings.ORDER_REQUEUE_AFTER, settings.RECONCILE_INTERVAL = 30, 1
+    pending_orders(make_sale, buyers, 2)
+    later = timezone.now() + timedelta(seconds=60)
+    dead = gate.redis().lock(services.RECONCILE_LOCK, timeout=services._reconcile_lock_timeout())
+    assert dead.acquire(blocking=False)  # and never released
+    assert services.orders_reconcile(now=later).skipped
+    time.sleep(2.1)  # two beat intervals
     assert services.orders_reconcile(now=later).requeued == 2
 
 
