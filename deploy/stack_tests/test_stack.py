@@ -24,6 +24,7 @@ from .stack import URL, compose
 
 STOCK = 50
 BUYERS = 200
+RECOVERY = 30  # seconds from the end of a storm with a fault to the last order settled
 
 pytestmark = pytest.mark.skipif(
     "QBUY_STACK_ENV_FILE" not in os.environ,
@@ -206,6 +207,7 @@ def test_worker_killed_mid_storm():
         f"{time.monotonic() - at_kill['time']:.1f}s after the kill ({drained:.1f}s after the storm)"
     )
     assert at_kill["orders"].get("pending"), "the kill must land while orders are in flight"
+    assert drained <= RECOVERY
     assert int(docker_inspect(worker, "{{.RestartCount}}")) == restarts + 1
     assert_sold_exactly(sale, summary)
 
@@ -228,11 +230,12 @@ def test_redis_restarted_mid_sale():
         f"({drained:.1f}s after its end); orders {report['orders']}; "
         f"violations {report['violations']}"
     )
-    assert report["orders"].get("confirmed", 0) <= STOCK  # never oversold
-    assert report["duplicate_buyers"] == 0
+    # Honest answers while Redis is away (503, never a 500 or a 401), then every invariant:
+    # nothing oversold or doubled, every 202 settled, no order without its 202.
+    assert set(summary["statuses"]) <= {202, 409, 503}, summary
+    assert report["violations"] == []
     assert report["orders"].get("pending", 0) == 0
-    # Every 202 ended confirmed or failed; each accepted token has its order.
-    assert not [v for v in report["violations"] if "oversold" in v or "no order" in v]
+    assert drained <= RECOVERY
 
 
 def test_down_and_up_keep_the_data():
