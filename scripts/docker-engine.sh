@@ -43,7 +43,21 @@ if ! compose_up; then
         "$PLUGINS/docker-compose"
 fi
 
+# A pid file whose process is gone, a zombie or another program: left by an engine that was
+# killed (a machine handed on, a CI run's clean-up); dockerd refuses to start beside it.
+drop_stale_pid() { # drop_stale_pid FILE NAME
+    [ -f "$1" ] || return 0
+    pid=$(cat "$1")
+    state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    if [ -z "$state" ] || [ "$state" = Z ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$2" ]; then
+        echo "removing the stale $1"
+        rm -f "$1"
+    fi
+}
+
 if ! engine_up; then
+    drop_stale_pid /var/run/docker.pid dockerd
+    drop_stale_pid /var/run/docker/containerd/containerd.pid containerd
     echo "starting dockerd (log: $LOG)"
     # setsid: the engine outlives this make run, as a system service would.
     setsid dockerd >"$LOG" 2>&1 </dev/null &
