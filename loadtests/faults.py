@@ -186,15 +186,6 @@ class Rig:
             return -1, None  # Postgres is down: nothing can be said yet
         return pending, float(last) if last is not None else None
 
-    def phantoms(self, sale: int, accepted: list[str]) -> int:
-        """Orders whose buyer was not answered 202 (told it failed, or told nothing)."""
-        with psycopg.connect(self.postgres.url) as db:
-            return db.execute(
-                "SELECT count(*) FROM orders_order WHERE sale_id = %s"
-                " AND NOT (token::text = ANY(%s))",
-                [sale, accepted],
-            ).fetchone()[0]
-
     def check(self, sale: int, accepted: list[str]) -> dict:
         done = self.manage(
             "check_invariants",
@@ -311,7 +302,7 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
         oversold=max(0, report["confirmed_quantity"] - report["stock"]),
         duplicates=report["duplicate_buyers"],
         stuck=orders.get("pending", 0),
-        phantoms=r.phantoms(sale, summary["accepted"]),
+        phantoms=report["unanswered"],
         during_fault=dict(sorted(during.items())),
         recovery=None if pending else max(0.0, (last or window["end"]) - window["end"]),
         restarts=dict(r.restarts),

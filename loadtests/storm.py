@@ -35,23 +35,23 @@ def phone(n: int) -> str:
     return f"+1555{n:07d}"
 
 
+def parse_codes(text: str) -> dict[str, str]:
+    """phone -> code from the SMS ``file`` backend's JSON lines {"phone", "code", ...}; later
+    lines win."""
+    codes = {}
+    for line in text.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue  # a line being written right now
+        codes[message["phone"]] = message["code"]
+    return codes
+
+
 def sms_file_codes(path) -> Callable[[], dict[str, str]]:
-    """read_codes for the SMS ``file`` backend: JSON lines {"phone", "code", ...}, later win."""
+    """read_codes for the SMS ``file`` backend writing to ``path`` on this machine."""
     path = Path(path)
-
-    def read_codes() -> dict[str, str]:
-        if not path.exists():
-            return {}
-        codes = {}
-        for line in path.read_text().splitlines():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue  # a line being written right now
-            codes[message["phone"]] = message["code"]
-        return codes
-
-    return read_codes
+    return lambda: parse_codes(path.read_text()) if path.exists() else {}
 
 
 def log_in_buyers(

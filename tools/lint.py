@@ -47,9 +47,7 @@ def nginx(conf: Path) -> subprocess.CompletedProcess:
 
     with tempfile.TemporaryDirectory() as prefix:
         rendered = Path(prefix) / "nginx.conf"
-        template = Path(prefix) / "nginx.conf.template"
-        template.write_text(conf.read_text())
-        result = render_nginx(rendered, dict(os.environ), template=template)
+        result = render_nginx(rendered, dict(os.environ), template=conf)
         if result.returncode:
             return result
         return run("nginx", "-t", "-p", prefix, "-c", str(rendered))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import requests
 
+from loadtests import storm
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ["docker", "compose", "-f", str(ROOT / "deploy/compose.yml")]
 URL = f"http://127.0.0.1:{os.environ.get('QBUY_HTTP_PORT', '8080')}"
@@ -76,12 +78,7 @@ def read_codes() -> dict[str, str]:
             text=True,
             check=True,
         ).stdout
-        for line in out.splitlines():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            codes[message["phone"]] = message["code"]
+        codes.update(storm.parse_codes(out))
     return codes
 
 

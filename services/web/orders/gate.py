@@ -103,13 +103,23 @@ def release(*, sale_id: int, token: str, forget_buyer: bool) -> int:
     return int(_script(RELEASE)(keys=keys(sale_id), args=[token, "1" if forget_buyer else "0"]))
 
 
-def reservations(*, sale_id: int) -> dict[str, tuple[int, int, int]]:
-    """token -> (buyer, quantity, reserved_at_ms), for reconciliation."""
+def drop(*, sale_id: int, token: str) -> None:
+    """Forget a reservation that became a confirmed order: its stock stays sold."""
+    redis().hdel(keys(sale_id)[2], token)
+
+
+def parse_reservations(raw: dict) -> dict[str, tuple[int, int, int]]:
+    """The reservations hash as Redis returns it -> token -> (buyer, quantity, at_ms)."""
     out = {}
-    for token, entry in redis().hgetall(keys(sale_id)[2]).items():
+    for token, entry in raw.items():
         buyer, qty, at = entry.decode().split(":")
         out[token.decode()] = (int(buyer), int(qty), int(at))
     return out
+
+
+def reservations(*, sale_id: int) -> dict[str, tuple[int, int, int]]:
+    """token -> (buyer, quantity, reserved_at_ms), for reconciliation."""
+    return parse_reservations(redis().hgetall(keys(sale_id)[2]))
 
 
 def load(sale) -> bool:

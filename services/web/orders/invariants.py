@@ -30,6 +30,7 @@ class Report:
     pending_quantity: int
     duplicate_buyers: int  # buyers with more than one order
     orphan_reservations: int  # Redis reservations with no order row (quantity)
+    unanswered: int = 0  # with ``accepted``: orders whose token was not answered 202 (phantoms)
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -110,6 +111,7 @@ def check_sale(
         tokens = {str(t) for t in orders.values_list("token", flat=True)}
         answered = {str(t) for t in accepted}
         if unanswered := tokens - answered:
+            report.unanswered = len(unanswered)
             v.append(
                 f"{len(unanswered)} orders were never answered 202, e.g. {sorted(unanswered)[0]}"
             )
@@ -136,7 +138,7 @@ def _redis_state(sale_id: int) -> tuple[int | None, dict[str, int]]:
     pipe.hget(sale_key, "stock")
     pipe.hgetall(resv_key)
     stock, resv = pipe.execute()
-    reserved = {t.decode(): int(entry.decode().split(":")[1]) for t, entry in resv.items()}
+    reserved = {t: qty for t, (_, qty, _) in gate.parse_reservations(resv).items()}
     return (None if stock is None else int(stock)), reserved
 
 

@@ -119,7 +119,7 @@ def order_place(*, token: str) -> Order:
             order.save(update_fields=["status", "reason", "updated_at"])
     if order.status == Order.Status.CONFIRMED:
         # The reservation is now an order: drop it so the reconciler does not look at it.
-        gate.redis().hdel(gate.keys(order.sale_id)[2], str(order.token))
+        gate.drop(sale_id=order.sale_id, token=str(order.token))
         if taken and not Sale.objects.filter(pk=order.sale_id, remaining__gt=0).exists():
             # update() sends no signal: drop the sale page so it says "sold_out" now.
             page_cache.drop([order.sale.get_absolute_url()])
@@ -224,7 +224,7 @@ def _release_orphans(*, now) -> int:
         status = {str(t): s for t, s in rows}
         for token in old:
             if status.get(token) == Order.Status.CONFIRMED:
-                gate.redis().hdel(gate.keys(sale_id)[2], token)
+                gate.drop(sale_id=sale_id, token=token)
             elif status.get(token) != Order.Status.PENDING:
                 released += gate.release(sale_id=sale_id, token=token, forget_buyer=True) > 0
     return released

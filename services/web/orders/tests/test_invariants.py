@@ -150,11 +150,12 @@ def test_an_order_not_answered_202_and_a_202_with_no_order(make_sale, buyers):
     first, second = buy(sale, buyers[0]), buy(sale, buyers[1])
     ghost = str(uuid.uuid4())
 
-    assert check_sale(sale.pk, [first]).violations == [
-        f"1 orders were never answered 202, e.g. {second}"
-    ]
+    phantom = check_sale(sale.pk, [first])
+    assert phantom.violations == [f"1 orders were never answered 202, e.g. {second}"]
+    assert phantom.unanswered == 1
     report = check_sale(sale.pk, [first, second, ghost])
     assert report.violations == [f"1 tokens answered 202 have no order, e.g. {ghost}"]
+    assert report.unanswered == 0
     # Without the list of 202s, neither is checked.
     assert check_sale(sale.pk).violations == []
 
