@@ -18,7 +18,6 @@ invariant or misses the recovery target. The quick form runs inside `make test`.
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,18 +27,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psycopg
-from port_for import get_port
-
 from loadtests import storm
-from loadtests.pgproxy import PgProxy
-from tools import devservers
-from tools.stack import ROOT, Process, base_env
+from loadtests.limits import RAISED_LIMITS
+from loadtests.rig import READY, Rig
+from tools.stack import ROOT, Process
 
 RECOVERY_TARGET = 30.0  # seconds from the fault's end to the last order settled
 SETTLE_TIMEOUT = 120.0
 RESULTS = ROOT / "loadtests/results"
-READY = {"web": "Listening at", "worker": " ready.", "beat": "beat: Starting"}
 # Reconciliation at the pace a fault test can wait for; everything else as deployed.
 SETTINGS = {
     "ORDER_REQUEUE_AFTER": "3",
@@ -47,8 +42,7 @@ SETTINGS = {
     "BROKER_VISIBILITY_TIMEOUT": "10",
     "CELERY_TASK_TIME_LIMIT": "10",
     "SMS_BACKEND": "file",
-    "SMS_IP_HOURLY_LIMIT": "1000000",
-    "SMS_PHONE_INTERVAL": "1",
+    **RAISED_LIMITS,
     "GUNICORN_WORKERS": "4",
     "CACHE_URL": "locmemcache://",
     "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -64,139 +58,6 @@ class Size:
 
 
 FULL, QUICK = Size(buyers=200, stock=50), Size(buyers=80, stock=20)
-
-
-class Rig:
-    """One scenario's servers and processes. ``supervise`` restarts a process that exited."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        concurrency: int = 50,
-        redis_aof: bool = False,
-        web_through_proxy: bool = False,
-    ):
-        self.dir = workdir
-        self.postgres = devservers.Postgres()
-        self.redis = devservers.Redis(aof=redis_aof)
-        self.concurrency = concurrency
-        self.proxy: PgProxy | None = None
-        self.web_through_proxy = web_through_proxy
-        self.processes: dict[str, Process] = {}
-        self.extra: list[Process] = []  # a second beat
-        self.restarts: Counter = Counter()
-        self._supervising = threading.Event()
-        self._lock = threading.Lock()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> "Rig":
-        self.postgres.start()
-        self.redis.start()
-        port = get_port(None)
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = base_env(
-            **SETTINGS,
-            DATABASE_URL=self.postgres.url,
-            REDIS_URL=self.redis.url,
-            SMS_FILE_PATH=str(self.dir / "sms.jsonl"),
-            GUNICORN_BIND=f"127.0.0.1:{port}",
-            CELERY_BEAT_SCHEDULE_FILE=str(self.dir / "beat-schedule"),
-            HEARTBEAT_FILE=str(self.dir / "heartbeat"),
-            CELERY_WORKER_CONCURRENCY=str(self.concurrency),
-        )
-        self.manage("migrate", "--noinput")
-        web_env = {}
-        if self.web_through_proxy:
-            self.proxy = PgProxy(self.postgres.port).start()
-            web_env["DATABASE_URL"] = self.postgres.url.replace(
-                f":{self.postgres.port}/", f":{self.proxy.port}/"
-            )
-        self.start("web", **web_env)
-        self.start("worker")
-        self.start("beat")
-        self._supervising.set()
-        threading.Thread(target=self._supervise, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._supervising.clear()
-        with self._lock:
-            for proc in [*self.extra, *reversed(self.processes.values())]:
-                proc.stop()
-        if self.proxy:
-            self.proxy.stop()
-        self.redis.stop()
-        self.postgres.stop()
-
-    def start(self, name: str, **env: str) -> Process:
-        env = {**self.env, **env}
-        previous = self.processes.get(name)
-        if previous is not None:
-            env = previous.env  # a restart keeps what the first start was given
-        proc = Process(name, env, self.dir, READY[name]).start(timeout=90)
-        self.processes[name] = proc
-        return proc
-
-    def _supervise(self) -> None:
-        """An exited web, worker or beat is started again after a second, as a restart policy
-        would; a fault under test stops and starts processes itself, holding the lock."""
-        while self._supervising.is_set():
-            with self._lock:
-                for name, proc in list(self.processes.items()):
-                    if proc.proc.poll() is not None and self._supervising.is_set():
-                        time.sleep(1)
-                        self.restarts[name] += 1
-                        self.start(name)
-            time.sleep(0.5)
-
-    # -- the app, asked from outside -----------------------------------------------------------
-    def manage(self, *args: str, stdin: str | None = None, check: bool = True):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT / "services/web",
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and done.returncode:
-            raise RuntimeError(f"manage.py {' '.join(args)}:\n{done.stdout}{done.stderr}")
-        return done
-
-    def create_sale(self, name: str, stock: int) -> int:
-        return json.loads(self.manage("create_sale", "--name", name, "--stock", str(stock)).stdout)[
-            "id"
-        ]
-
-    def settled(self, sale: int, before: float) -> tuple[int, float | None]:
-        """(orders still pending, and the wall-clock time the last order created before
-        ``before`` was settled)."""
-        try:
-            with psycopg.connect(self.postgres.url, connect_timeout=2) as db:
-                pending, last = db.execute(
-                    "SELECT count(*) FILTER (WHERE status = 'pending'),"
-                    " extract(epoch FROM max(updated_at) FILTER"
-                    "  (WHERE status <> 'pending' AND created_at <= to_timestamp(%s)))"
-                    " FROM orders_order WHERE sale_id = %s",
-                    [before, sale],
-                ).fetchone()
-        except psycopg.OperationalError:
-            return -1, None  # Postgres is down: nothing can be said yet
-        return pending, float(last) if last is not None else None
-
-    def check(self, sale: int, accepted: list[str]) -> dict:
-        done = self.manage(
-            "check_invariants",
-            "--sale",
-            str(sale),
-            "--accepted",
-            "-",
-            stdin=json.dumps(accepted),
-            check=False,
-        )
-        return json.loads(done.stdout)
 
 
 @dataclass
@@ -232,7 +93,7 @@ def run_scenario(name: str, size: Size, fault: Fault, *, rounds: int = 1, **rig)
     results = []
     with (
         tempfile.TemporaryDirectory(prefix=f"qbuy-fault-{name}-") as tmp,
-        Rig(Path(tmp), **rig) as r,
+        Rig(Path(tmp), settings=SETTINGS, **rig) as r,
     ):
         for round_ in range(rounds):
             label = name if rounds == 1 else f"{name} #{round_ + 1}"
@@ -255,7 +116,7 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
     started = threading.Lock()
 
     def inject() -> None:
-        with r._lock:  # the supervisor waits while the fault stops and starts processes
+        with r.lock:  # the supervisor waits while the fault stops and starts processes
             window["start"] = time.time()
             window["detail"] = fault(r) or ""
             window["end"] = time.time()
@@ -285,10 +146,8 @@ def _one_round(r: Rig, label: str, size: Size, fault: Fault, *, first: int) -> R
             r.url, sale, sessions, attempts_per_buyer=size.attempts, on_answer=on_answer
         )
 
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while (settled := r.settled(sale, window["end"]))[0] != 0 and time.monotonic() < deadline:
-        time.sleep(0.25)
-    pending, last = settled  # pending is -1 while Postgres is still unreachable
+    # pending is -1 while Postgres is still unreachable
+    pending, last = r.wait_settled(sale, window["end"], SETTLE_TIMEOUT)
     summary = storm.summary(answers)
     report = r.check(sale, summary["accepted"])
     during = Counter(status for at, status in arrivals if window["start"] <= at <= window["end"])

@@ -14,6 +14,7 @@ need nginx-light test -x /usr/sbin/nginx
 need postgresql sh -c 'ls /usr/lib/postgresql/*/bin/postgres'
 need libmemcached-dev test -f /usr/include/libmemcached/memcached.h
 need chromium test -x /usr/bin/chromium
+need wrk command -v wrk # make bench: the HTTP load generator
 
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

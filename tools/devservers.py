@@ -8,8 +8,10 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from mirakuru import TCPExecutor
@@ -18,7 +20,7 @@ from port_for import get_port
 HOST = "127.0.0.1"
 
 
-def _which(name: str, *extra_dirs: str) -> str:
+def which(name: str, *extra_dirs: str) -> str:
     found = shutil.which(name, path=os.pathsep.join([*extra_dirs, os.environ.get("PATH", "")]))
     if not found:
         raise RuntimeError(f"{name} not found: run `make deps` (Debian packages) first")
@@ -29,6 +31,19 @@ def _pg_bindir() -> str:
     # Debian keeps the server binaries off PATH, one folder per major version.
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[4]))
     return candidates[-1] if candidates else ""
+
+
+def wait_for_port(port: int, *, host: str = HOST, timeout: float = 10) -> None:
+    """Return once something accepts connections on host:port (a process started elsewhere)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
 
 
 class Server:
@@ -88,7 +103,7 @@ class Redis(Server):
 
     def command(self):
         return [
-            _which("redis-server"),
+            which("redis-server"),
             "--port",
             str(self.port),
             "--bind",
@@ -111,7 +126,7 @@ class Memcached(Server):
 
     def command(self):
         cmd = [
-            _which("memcached", "/usr/bin"),
+            which("memcached", "/usr/bin"),
             "-l",
             HOST,
             "-p",
@@ -143,7 +158,7 @@ class Postgres(Server):
         subprocess.run(
             self._as_owner(
                 [
-                    _which("initdb", bindir),
+                    which("initdb", bindir),
                     "-D",
                     str(self.dir / "data"),
                     "-U",
@@ -162,7 +177,7 @@ class Postgres(Server):
         # Durability settings off: a throwaway test database trades crash safety for speed.
         return self._as_owner(
             [
-                _which("postgres", _pg_bindir()),
+                which("postgres", _pg_bindir()),
                 "-D",
                 str(self.dir / "data"),
                 "-p",

@@ -26,13 +26,18 @@ FLOWER_PORT = os.environ.get("FLOWER_PORT", "5555")
 
 
 def render_nginx(
-    out: Path, env: dict, template: Path = ROOT / "deploy/nginx.conf"
+    out: Path,
+    env: dict,
+    template: Path = ROOT / "deploy/nginx.conf",
+    *,
+    web_port: int = WEB_PORT,
+    nginx_port: int = NGINX_PORT,
 ) -> subprocess.CompletedProcess:
     """deploy/nginx.conf rendered by the same script as compose's nginx: only the ports, the
     upstream and the static folder differ (and whatever NGINX_* the environment sets)."""
     local = {
-        "QBUY_UPSTREAM": f"127.0.0.1:{WEB_PORT}",
-        "NGINX_LISTEN": f"127.0.0.1:{NGINX_PORT}",
+        "QBUY_UPSTREAM": f"127.0.0.1:{web_port}",
+        "NGINX_LISTEN": f"127.0.0.1:{nginx_port}",
         "NGINX_STATIC_ROOT": f"{ROOT}/services/web/staticfiles",
         "NGINX_RESOLVER": "127.0.0.1",  # unused: the upstream is an address, not a name
     }

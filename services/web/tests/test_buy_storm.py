@@ -13,6 +13,7 @@ from django.db import transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
 
+from loadtests.limits import RAISED_LIMITS
 from loadtests.storm import Answer, fire, format_summary, log_in_buyers, sms_file_codes, summary
 from orders import gate
 from orders.invariants import check_sale, wait_drained
@@ -37,7 +38,7 @@ def stack_env(tmp_path, server_urls):
         CACHE_URL="locmemcache://",
         SMS_BACKEND="file",
         SMS_FILE_PATH=str(tmp_path / "sms.jsonl"),
-        SMS_IP_HOURLY_LIMIT="100000",
+        **RAISED_LIMITS,
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="4",
         CONN_MAX_AGE="0",
