@@ -3,7 +3,8 @@
 
 Postgres and Redis are new and empty for each Rig; web (gunicorn), the `-P gevent` worker and
 beat run with ``settings`` on top of the environment; nginx (deploy/nginx.conf rendered by the
-same script compose runs) is in front when asked for. ``supervise`` restarts a process that
+same script compose runs) is in front when asked for. The page cache is in Redis, as compose and
+Kubernetes run it, unless ``settings`` set CACHE_URL. ``supervise`` restarts a process that
 exited after a second, as compose's restart policy, Kubernetes or `make local` would.
 """
 
@@ -106,6 +107,9 @@ class Rig:
         self.redis.start()
         self.web_port = get_port(None)
         self.env = base_env(
+            # compose's and Kubernetes' cache configuration (the pages in Redis), unless the
+            # settings choose another strategy.
+            CACHE_URL=self.redis.url.rsplit("/", 1)[0] + "/1",
             **self.settings,
             DATABASE_URL=self.postgres.url,
             REDIS_URL=self.redis.url,
