@@ -28,6 +28,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(f[1]) then return {'not_started', -1} end
 if now >= tonumber(f[2]) then return {'ended', -1} end
+-- Sold out is everyone's answer, buyers included: a web process can then give it from memory.
+if tonumber(f[4]) <= 0 then return {'sold_out', 0} end
 if redis.call('HEXISTS', buyers, buyer) == 1 then return {'already_bought', -1} end
 if qty > tonumber(f[3]) then return {'over_limit', -1} end
 local stock = tonumber(f[4])
@@ -101,6 +103,12 @@ def reserve(*, sale_id: int, buyer_id: int, token: str, quantity: int = 1) -> Re
 def release(*, sale_id: int, token: str, forget_buyer: bool) -> int:
     """Return the reserved quantity to stock; ``forget_buyer`` lets the buyer try again."""
     return int(_script(RELEASE)(keys=keys(sale_id), args=[token, "1" if forget_buyer else "0"]))
+
+
+def forget(sale_id: int) -> None:
+    """Drop the sale's whole Redis state: the next reservation rebuilds it from Postgres
+    (after Postgres was changed behind the gate's back)."""
+    redis().delete(*keys(sale_id))
 
 
 def drop(*, sale_id: int, token: str) -> None:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.paginator import EmptyPage, Paginator
 from django.http import JsonResponse
 
@@ -10,7 +11,7 @@ from common.http import (
     require_user,
 )
 
-from . import services
+from . import services, soldout
 from .models import Order
 
 REFUSALS = {
@@ -36,15 +37,24 @@ def order_payload(order: Order) -> dict:
     return payload
 
 
+STRATEGIES = {"gate": services.order_reserve, "db-lock": services.order_lock_and_confirm}
+
+
 @api_view("POST")
 def buy(request, pk: int):
-    require_user(request)
     data = json_body_optional(request)
     quantity = data.get("quantity", 1)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise ApiError(400, "invalid_quantity", detail="quantity must be a positive integer")
+    # Answered from memory, before the session and the user are read (orders/soldout.py).
+    gate = settings.BUY_STRATEGY == "gate"
+    if gate and soldout.known(pk) and settings.SESSION_COOKIE_NAME in request.COOKIES:
+        raise ApiError(409, "sold_out")
+    require_user(request)
     try:
-        order = services.order_reserve(sale_id=pk, buyer_id=request.user.pk, quantity=quantity)
+        order = STRATEGIES[settings.BUY_STRATEGY](
+            sale_id=pk, buyer_id=request.user.pk, quantity=quantity
+        )
     except services.BuyRefused as refused:
         raise ApiError(REFUSALS[refused.outcome], refused.outcome) from None
     return JsonResponse({"order": str(order.token), "status": order.status}, status=202)

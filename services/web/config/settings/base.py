@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from .caches import cache_config
 
@@ -122,7 +123,14 @@ CSRF_FAILURE_VIEW = "common.http.csrf_failure"
 # Retry-After (seconds) of the 503 every request gets while Redis or Postgres is unreachable.
 OUTAGE_RETRY_AFTER = env.int("OUTAGE_RETRY_AFTER", default=5)
 
-# The buy path (orders/services.py). A pending order older than ORDER_REQUEUE_AFTER seconds is
+# The buy path (orders/services.py): "gate" (Redis, then a worker) or "db-lock" (the textbook
+# row lock in the request, kept to be measured against: make bench).
+BUY_STRATEGY = env.str("BUY_STRATEGY", default="gate")
+if BUY_STRATEGY not in ("gate", "db-lock"):
+    raise ImproperlyConfigured(f"BUY_STRATEGY must be gate or db-lock, not {BUY_STRATEGY!r}")
+# Seconds a web process answers "sold out" from memory once the gate said so (0: never).
+SOLD_OUT_MEMO = env.float("SOLD_OUT_MEMO", default=1.0)
+# A pending order older than ORDER_REQUEUE_AFTER seconds is
 # queued again by the reconciler; one older than ORDER_FAIL_AFTER is failed with "timeout".
 ORDER_REQUEUE_AFTER = env.int("ORDER_REQUEUE_AFTER", default=30)
 ORDER_FAIL_AFTER = env.int("ORDER_FAIL_AFTER", default=600)

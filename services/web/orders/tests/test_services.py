@@ -32,18 +32,28 @@ def test_reserve_records_a_pending_order_and_queues_it_after_commit(
     assert redis_stock(sale) == 1
 
 
-def test_reserve_refusals(make_sale, buyers):
-    sale = make_sale(stock=1)
-    services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
-    with pytest.raises(services.BuyRefused) as again:
-        services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
-    with pytest.raises(services.BuyRefused) as sold_out:
-        services.order_reserve(sale_id=sale.pk, buyer_id=buyers[1].pk)
-    with pytest.raises(services.BuyRefused) as missing:
-        services.order_reserve(sale_id=sale.pk + 1000, buyer_id=buyers[1].pk)
-    assert (again.value.outcome, sold_out.value.outcome) == ("already_bought", "sold_out")
-    assert missing.value.outcome == "not_found"
-    assert Order.objects.count() == 1
+@pytest.mark.parametrize(
+    "buy", [services.order_reserve, services.order_lock_and_confirm], ids=["gate", "db-lock"]
+)
+def test_refusals_in_the_gates_order(make_sale, buyers, buy):
+    sale = make_sale(stock=2)
+
+    def outcome(buyer, sale_id=sale.pk):
+        try:
+            buy(sale_id=sale_id, buyer_id=buyer.pk)
+        except services.BuyRefused as refused:
+            return refused.outcome
+        return "ok"
+
+    assert [outcome(buyers[0]), outcome(buyers[0])] == ["ok", "already_bought"]
+    # Sold out is everyone's answer once no stock is left, a buyer's too.
+    assert [outcome(buyers[1]), outcome(buyers[2]), outcome(buyers[0])] == [
+        "ok",
+        "sold_out",
+        "sold_out",
+    ]
+    assert outcome(buyers[3], sale_id=sale.pk + 1000) == "not_found"
+    assert Order.objects.count() == 2
 
 
 def test_place_confirms_once(make_sale, buyers):
