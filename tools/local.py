@@ -3,7 +3,8 @@
 nginx (:8080, deploy/nginx.conf) -> gunicorn, plus the Celery worker (gevent), beat and Flower
 (127.0.0.1:5555, with a password printed at start), each started by the same entry script its
 container runs. REDIS_URL / DATABASE_URL are used when set; otherwise throwaway servers keep
-their data under .local/.
+their data under .local/. The caches are those compose and Kubernetes run: the pages in Redis
+(database 1), shared by every process, so the worker's invalidation reaches the web workers.
 """
 
 import contextlib
@@ -66,6 +67,7 @@ def main() -> int:
         if not env.get("REDIS_URL"):
             servers.append(devservers.Redis(DATA).start())
             env["REDIS_URL"] = servers[-1].url
+        env["CACHE_URL"] = shared_cache_url(env)
         env.setdefault("GUNICORN_BIND", f"127.0.0.1:{WEB_PORT}")
         env.setdefault("GUNICORN_WORKERS", "3")
         # nginx is in front and sets X-Real-IP to the address it saw; Django's own peer is nginx.
@@ -108,6 +110,18 @@ def main() -> int:
     finally:
         for server in reversed(servers):
             server.stop()
+
+
+def shared_cache_url(env: dict) -> str:
+    """CACHE_URL for a stack of several processes: the one given, unless it is per-process
+    memory, which the worker's page_cache.drop could not clear in the web workers (they would
+    serve a sold-out sale as open until the entry expired)."""
+    given = env.get("CACHE_URL", "")
+    if given and not given.startswith("locmemcache:"):
+        return given
+    if given:
+        print(f"qbuy: CACHE_URL={given} is per process; the pages go to Redis instead", flush=True)
+    return env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
 
 
 # Seconds before restarting a process that exited, by how many times in a row it has; one

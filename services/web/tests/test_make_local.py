@@ -83,16 +83,8 @@ def local_stack(request, tmp_path, server_urls):
 def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
     url = local_stack["url"]
     sale = sale_services.sale_create(name="Local kettle", stock=1)
-    s = requests.Session()
-    s.headers["X-CSRFToken"] = s.get(f"{url}/api/auth/csrf", timeout=10).json()["csrf_token"]
-    assert (
-        s.post(f"{url}/api/auth/code", json={"phone": "+15551230000"}, timeout=10).status_code
-        == 202
-    )
-    code = json.loads(local_stack["sms"].read_text().splitlines()[-1])["code"]
-    r = s.post(f"{url}/api/auth/login", json={"phone": "+15551230000", "code": code}, timeout=10)
-    assert r.status_code == 200
-    s.headers["X-CSRFToken"] = s.cookies["csrftoken"]
+    s = client(url)
+    log_in(s, url, local_stack["sms"], "+15551230000")
 
     r = s.post(f"{url}/api/sales/{sale.pk}/buy", timeout=10)
     assert r.status_code == 202, r.text
@@ -124,6 +116,33 @@ def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
         requests.get(f"{url}/sales/", timeout=2)
 
 
+def test_a_sold_out_page_is_dropped_for_every_web_process(local_stack):
+    """The worker confirms the last item and drops the cached sale page: no gunicorn worker may
+    go on serving its own copy saying "open" (make local used to keep the pages in per-process
+    memory, where the worker's drop never reached them)."""
+    url = local_stack["url"]
+    web = f"http://127.0.0.1:{local_stack['ports']['QBUY_WEB_PORT']}"  # past nginx's cache
+    sale = sale_services.sale_create(name="Last kettle", stock=1)
+
+    def states() -> set[str]:
+        # Enough requests for every gunicorn worker (3) to have served the page from its cache.
+        pages = [requests.get(f"{web}/sales/{sale.pk}/", timeout=10) for _ in range(12)]
+        assert {p.status_code for p in pages} == {200}
+        return {re.search(r'id="sale-state"[^>]*>(\w+)<', p.text).group(1) for p in pages}
+
+    assert states() == {"open"}
+    s = client(url)
+    log_in(s, url, local_stack["sms"], "+15551239999")
+    token = s.post(f"{url}/api/sales/{sale.pk}/buy", timeout=10).json()["order"]
+    deadline = time.monotonic() + 30
+    while s.get(f"{url}/api/orders/{token}", timeout=10).json()["status"] == "pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert states() == {"sold_out"}
+    # The suite's CACHE_URL is locmem: make local said it put the pages in Redis instead.
+    assert "per process; the pages go to Redis" in local_stack["log"].read_text()
+
+
 class SourceAddress(requests.adapters.HTTPAdapter):
     """Connect from a given loopback address (127.0.0.0/8 is all ours): another client."""
 
@@ -140,6 +159,14 @@ def client(url: str, address: str = "127.0.0.1") -> requests.Session:
     s.mount("http://", SourceAddress(address))
     s.headers["X-CSRFToken"] = s.get(f"{url}/api/auth/csrf", timeout=10).json()["csrf_token"]
     return s
+
+
+def log_in(s: requests.Session, url: str, sms, phone: str) -> None:
+    assert s.post(f"{url}/api/auth/code", json={"phone": phone}, timeout=10).status_code == 202
+    code = json.loads(sms.read_text().splitlines()[-1])["code"]
+    r = s.post(f"{url}/api/auth/login", json={"phone": phone, "code": code}, timeout=10)
+    assert r.status_code == 200
+    s.headers["X-CSRFToken"] = s.cookies["csrftoken"]  # rotated at login
 
 
 def ask_codes(s: requests.Session, url: str, first: int, count: int, **headers):
