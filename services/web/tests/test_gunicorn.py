@@ -1,5 +1,7 @@
 """gunicorn as the web container runs it (services/web/start.sh with gunicorn.conf.py)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import requests
 from port_for import get_port
 
@@ -30,3 +32,26 @@ def test_gunicorn_opens_no_control_socket(tmp_path):
     assert not (home / ".gunicorn").exists()
     log = web.log.read_text()
     assert "Control server" not in log and "control socket" not in log, log
+
+
+def test_workers_are_not_recycled_by_request_count(tmp_path):
+    """GUNICORN_MAX_REQUESTS was 2000: at flash-sale rates each worker restarted every few
+    seconds (issue 10). Past 2,000 requests, the first worker still serves."""
+    port = get_port(None)
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
+    )
+    env.pop("GUNICORN_MAX_REQUESTS", None)
+    web = Process("web", env, tmp_path, "Booting worker").start()
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: requests.get(url, timeout=10).status_code, range(2300)))
+    finally:
+        web.stop()
+    assert codes == [200] * 2300
+    log = web.log.read_text()
+    assert log.count("Booting worker") == 1
+    assert "Autorestarting worker" not in log
