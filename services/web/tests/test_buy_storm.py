@@ -9,13 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from django.db import transaction
+from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
 
+from accounts.models import User
 from loadtests.limits import RAISED_LIMITS
 from loadtests.storm import Answer, fire, format_summary, log_in_buyers, sms_file_codes, summary
-from orders import gate
+from orders import gate, services
 from orders.invariants import check_sale, wait_drained
 from orders.models import Order
 from sales.models import Sale
@@ -235,3 +236,30 @@ def test_sigterm_mid_order_is_bounded_and_the_order_still_ends_confirmed(
     assert Order.objects.get(token=token).status == Order.Status.CONFIRMED
     sale.refresh_from_db()
     assert sale.remaining == 4  # decremented once: the cut-off attempt was rolled back
+
+
+def test_the_worker_reuses_its_postgres_connections(stack_env, processes, make_sale):
+    """Under -P gevent each task's greenlet used to open a Postgres connection and close it
+    (two new sessions per order in a storm, issue 10); the worker's pool keeps them."""
+    start(processes, "worker", stack_env, " ready.", CELERY_WORKER_CONCURRENCY="50")
+    sale = make_sale(name="Pool", stock=80)
+    buyers = [User.objects.create_user(f"+1555700{n:04d}") for n in range(80)]
+    before = postgres_sessions()
+    for buyer in buyers:
+        services.order_reserve(sale_id=sale.pk, buyer_id=buyer.pk)
+    wait_drained(sale.pk, timeout=60)
+    opened = postgres_sessions() - before
+
+    assert check_sale(sale.pk).orders == {Order.Status.CONFIRMED: 80}
+    # At most the pool's size (WORKER_DB_CONNECTIONS, 10), whatever the number of orders.
+    assert opened <= 10, f"{opened} Postgres sessions opened for 80 orders"
+
+
+def postgres_sessions() -> int:
+    """Sessions ever opened to the test database, as Postgres counts them (its statistics
+    reach the view within a second)."""
+    time.sleep(1.5)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
