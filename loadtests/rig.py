@@ -109,8 +109,7 @@ class Rig:
         self.env = base_env(
             # compose's and Kubernetes' cache configuration (the pages in Redis), unless the
             # settings choose another strategy.
-            CACHE_URL=self.redis.url.rsplit("/", 1)[0] + "/1",
-            **self.settings,
+            **{"CACHE_URL": self.redis.url.rsplit("/", 1)[0] + "/1", **self.settings},
             DATABASE_URL=self.postgres.url,
             REDIS_URL=self.redis.url,
             SMS_FILE_PATH=str(self.dir / "sms.jsonl"),
