@@ -54,6 +54,31 @@ def sms_file_codes(path) -> Callable[[], dict[str, str]]:
     return lambda: parse_codes(path.read_text()) if path.exists() else {}
 
 
+class SmsFileTail:
+    """read_codes for the SMS ``file`` backend that reads only what was appended since its last
+    call: one per client process, shared by all its buyers (thousands of buyers each parsing the
+    whole file again would cost O(n²))."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.offset = 0
+        self.partial = b""  # a line being written right now
+        self.codes: dict[str, str] = {}
+
+    def __call__(self) -> dict[str, str]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return self.codes
+        self.offset += len(chunk)
+        complete, _, self.partial = (self.partial + chunk).rpartition(b"\n")
+        if complete:
+            self.codes.update(parse_codes(complete.decode()))
+        return self.codes
+
+
 def log_in_buyers(
     url: str,
     read_codes: Callable[[], dict[str, str]],

@@ -1,0 +1,459 @@
+"""`make loadtest`: the flash sale as people live it (Locust, loadtests/locustfile.py) through
+nginx, on a native stack (loadtests.rig), then the invariant check.
+
+Buyers log in with SMS codes, open the sale page, wait for the sale's start, press buy and poll
+their order until it settles; each does that once. The sale starts once every buyer had the time
+to log in (--starts-in). Then the project's one invariant checker (``manage.py
+check_invariants``) runs on Postgres and Redis, fed the tokens of every 202; on top of it,
+confirmed must equal min(stock, buyers). Printed: requests by endpoint with p50/p95/p99
+(Locust's), the buy answers by status, how the journeys ended, real failures (5xx, timeouts,
+connection errors), the time from the sale's start to the last answer and to the last order
+settled, and the settle lag after the last answer against the 3 s target (PASS/MISS).
+A JSON summary goes to loadtests/results/loadtest.json.
+
+    python -m loadtests.loadtest [--buyers 5000] [--stock 1000] [--spawn-rate 50] ...
+    LOCUST_UI=1: Locust's web UI on 127.0.0.1 (the run starts by itself) instead of headless.
+
+Exit 1 on a broken invariant, a real failure, an unexplained answer or a journey that did not
+finish within --time-limit; the 3 s target is reported, not enforced.
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from port_for import get_port
+
+from loadtests.limits import RAISED_LIMITS
+from loadtests.rig import Rig
+from tools.stack import ROOT
+
+SETTLE_TARGET = 3.0  # seconds from the storm's last answer to the last order settled
+SETTLE_TIMEOUT = 60.0  # seconds to wait for pending orders once the buyers are done
+RESULTS = ROOT / "loadtests/results"
+LOCUSTFILE = ROOT / "loadtests/locustfile.py"
+PERCENTILES = (0.50, 0.95, 0.99)
+# How a buyer's journey may end when the stack does its job (the others: loadtests/locustfile.py).
+FINISHED = {"confirmed", "failed", "sold_out", "already_bought"}
+# What Locust logs when a process of its own used a whole core (it then measures itself).
+CPU_WARNINGS = ("CPU usage above", "CPU usage threshold was exceeded", "CPU usage was too high")
+
+
+def stack_settings() -> dict[str, str]:
+    """The deployed configuration (production settings: DEBUG off, hashed static files,
+    sessions and stock in Redis, the page cache in the rig's Redis), on plain HTTP like
+    .env.example's laptop, with the SMS codes in a file and the rate limits raised: every buyer
+    comes from 127.0.0.1."""
+    return {
+        **RAISED_LIMITS,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "SMS_BACKEND": "file",
+        "GUNICORN_MAX_REQUESTS": "0",  # no worker recycled in the middle of the storm
+        "LOG_LEVEL": "INFO",  # the rig waits for the worker's "ready." line
+    }
+
+
+Tamper = Callable[[Rig, int, list[str]], list[str]]  # (rig, sale, tokens) -> tokens to check
+
+
+def run(opts: argparse.Namespace, *, tamper: Tamper | None = None) -> dict:
+    """One storm on a new stack; the summary, with ``ok`` and the reasons it is not.
+    ``tamper`` runs after the orders settled and before the check (tests of the verdict)."""
+    starts_in = opts.starts_in or default_starts_in(opts.buyers, opts.spawn_rate)
+    time_limit = opts.time_limit or starts_in + 120
+    with (
+        tempfile.TemporaryDirectory(prefix="qbuy-loadtest-") as tmp,
+        Rig(Path(tmp), settings=stack_settings(), nginx=True) as r,
+    ):
+        made = r.manage(
+            "create_sale",
+            *("--name", f"loadtest {opts.buyers}/{opts.stock}", "--stock", str(opts.stock)),
+            *(
+                "--starts-in",
+                str(starts_in),
+                "--duration",
+                str(math.ceil(starts_in + time_limit) + 600),
+            ),
+        )
+        sale = json.loads(made.stdout)
+        print(
+            f"loadtest: {opts.buyers} buyers, stock {opts.stock}, sale {sale['id']} opening in"
+            f" {starts_in} s, through nginx at {r.url}; logs in {r.dir}",
+            flush=True,
+        )
+        locust = run_locust(r, sale["id"], opts, time_limit=time_limit)
+        _, last_settled = r.wait_settled(  # the checker counts what is pending
+            sale["id"], time.time(), SETTLE_TIMEOUT
+        )
+        accepted = [e["order"] for e in locust["events"] if e["e"] == "buy" and e["order"]]
+        if tamper is not None:
+            accepted = tamper(r, sale["id"], accepted)
+        report = r.check(sale["id"], accepted)
+        pending_ages = order_ages(r, sale["id"])
+        summary = summarize(
+            opts,
+            sale=sale,
+            locust=locust,
+            report=report,
+            last_settled=last_settled,
+            ages=pending_ages,
+        )
+        if not summary["ok"]:  # the processes' logs, for a post-mortem
+            kept = RESULTS / "logs" / "loadtest"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("sms.jsonl", "beat-schedule*"))
+            summary["logs"] = str(kept.relative_to(ROOT))
+    return summary
+
+
+def default_starts_in(buyers: int, spawn_rate: float) -> int:
+    """Seconds until the sale opens: the spawning, a quarter more for the logins that queue
+    behind it, and a margin (the stack warms the sale, the last buyers open its page)."""
+    return math.ceil(1.25 * buyers / spawn_rate) + 15
+
+
+# -- Locust ---------------------------------------------------------------------------------------
+def run_locust(r: Rig, sale: int, opts: argparse.Namespace, *, time_limit: float) -> dict:
+    """Locust until every buyer is done (or ``time_limit`` seconds); its stats, exit code and
+    the buyers' events."""
+    events_dir = r.dir / "locust-events"
+    events_dir.mkdir()
+    stats_file = r.dir / "locust-stats"  # Locust adds .json
+    cmd = [
+        str(Path(sys.executable).parent / "locust"),
+        *("-f", str(LOCUSTFILE), "--host", r.url),
+        *("--users", str(opts.buyers), "--spawn-rate", str(opts.spawn_rate)),
+        *("--sale", str(sale), "--sms-file", str(r.dir / "sms.jsonl")),
+        *("--events-dir", str(events_dir), "--press-spread", str(opts.press_spread)),
+        *("--json-file", str(stats_file), "--only-summary", "--loglevel", "INFO"),
+    ]
+    if opts.processes > 1:
+        cmd += ["--processes", str(opts.processes)]
+    if opts.ui:
+        port = get_port(None)
+        cmd += ["--autostart", "--web-host", "127.0.0.1", "--web-port", str(port)]
+        print(f"loadtest: Locust's web UI at http://127.0.0.1:{port}/", flush=True)
+    else:  # Locust's own bound, behind the driver's
+        cmd += ["--headless", "--run-time", f"{math.ceil(time_limit) + 30}s"]
+    started, cpu_before = time.monotonic(), _children_cpu()
+    tail = EventsTail(events_dir)
+    with open(r.dir / "locust.log", "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        last_print = started
+        while proc.poll() is None and tail.done < opts.buyers:
+            if time.monotonic() - started > time_limit:
+                print(f"loadtest: time limit ({time_limit:.0f} s) reached", flush=True)
+                break
+            time.sleep(0.5)
+            tail.read()
+            if time.monotonic() - last_print >= 15:
+                last_print = time.monotonic()
+                print(
+                    f"loadtest: {time.monotonic() - started:.0f} s: {tail.progress()}", flush=True
+                )
+        seconds = time.monotonic() - started
+        if opts.ui and proc.poll() is None and sys.stdin.isatty():
+            input("loadtest: the buyers are done; Enter stops Locust and checks the sale: ")
+    finally:
+        code = _stop(proc)
+    cpu = _children_cpu() - cpu_before  # Locust's processes: reaped in between, nothing else
+    tail.read()
+    log_text = (r.dir / "locust.log").read_text(errors="replace")
+    stats_path = stats_file.with_name(stats_file.name + ".json")
+    return {
+        "exit_code": code,
+        "seconds": seconds,
+        "events": tail.events,
+        "stats": json.loads(stats_path.read_text()) if stats_path.exists() else None,
+        "cpu_warning": any(w in log_text for w in CPU_WARNINGS),
+        "cpu_seconds": cpu,
+        "log_tail": log_text[-2000:],
+    }
+
+
+class EventsTail:
+    """The buyers' events (locustfile.py), read as the Locust processes append them."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.offsets: dict[Path, int] = {}
+        self.events: list[dict] = []
+        self.done = 0
+
+    def read(self) -> None:
+        for path in sorted(self.folder.glob("events-*.jsonl")):
+            with open(path, "rb") as fh:
+                fh.seek(self.offsets.get(path, 0))
+                chunk = fh.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits
+            self.offsets[path] = self.offsets.get(path, 0) + len(complete)
+            for line in complete.splitlines():
+                event = json.loads(line)
+                self.events.append(event)
+                self.done += event["e"] == "done"
+
+    def progress(self) -> str:
+        kinds = Counter(e["e"] for e in self.events)
+        return (
+            f"{self.done} buyers done, {kinds['buy']} buy answers,"
+            f" {kinds['fail']} real failures, {kinds['unexpected']} unexpected answers"
+        )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    """SIGTERM (Locust writes its stats and exits), SIGKILL to the group if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+# -- the figures ----------------------------------------------------------------------------------
+def order_ages(r: Rig, sale: int) -> dict:
+    """Seconds from each order's creation to its settling (the worker's share of the lag)."""
+    with psycopg.connect(r.postgres.url) as db:
+        ages = [
+            float(age)
+            for (age,) in db.execute(
+                "SELECT extract(epoch FROM updated_at - created_at) FROM orders_order"
+                " WHERE sale_id = %s AND status <> 'pending' ORDER BY 1",
+                [sale],
+            )
+        ]
+    return {"p50": _rank(ages, 0.5), "p99": _rank(ages, 0.99), "max": ages[-1] if ages else None}
+
+
+def _rank(values: list[float], q: float) -> float | None:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+def endpoint_stats(entries: list[dict] | None) -> list[dict]:
+    """Locust's entries, one row per endpoint and an aggregate: requests, failures, ms
+    percentiles from its response-time histogram."""
+    rows, total = [], Counter()
+    for entry in sorted(entries or [], key=lambda e: (e["name"], e["method"])):
+        histogram = Counter({int(ms): n for ms, n in entry["response_times"].items()})
+        total.update(histogram)
+        rows.append(_row(f"{entry['method']} {entry['name']}", entry, histogram))
+    requests = sum(e["num_requests"] for e in entries or [])
+    failures = sum(e["num_failures"] for e in entries or [])
+    aggregate = {"num_requests": requests, "num_failures": failures}
+    aggregate["max_response_time"] = max((e["max_response_time"] for e in entries or []), default=0)
+    return [*rows, _row("Aggregated", aggregate, total)]
+
+
+def _row(name: str, entry: dict, histogram: Counter) -> dict:
+    row = {"name": name, "requests": entry["num_requests"], "failures": entry["num_failures"]}
+    ordered, count, seen = sorted(histogram.items()), sum(histogram.values()), 0
+    for q in PERCENTILES:
+        row[f"p{round(q * 100)}"] = None
+    for ms, n in ordered:
+        seen += n
+        for q in PERCENTILES:
+            key = f"p{round(q * 100)}"
+            if row[key] is None and seen >= q * count:
+                row[key] = ms
+    row["max"] = round(entry["max_response_time"] or 0)
+    return row
+
+
+def summarize(opts, *, sale: dict, locust: dict, report: dict, last_settled, ages) -> dict:
+    events = locust["events"]
+    buys = [e for e in events if e["e"] == "buy"]
+    done = [e for e in events if e["e"] == "done"]
+    start = datetime.fromisoformat(sale["starts_at"]).timestamp()
+    answers = Counter(
+        f"{e['status']} {e['error']}" if e["error"] else str(e["status"]) for e in buys
+    )
+    failures = Counter(
+        f"{e['name']} {e['status']} {e['error']}".strip() for e in events if e["e"] == "fail"
+    )
+    unexpected = Counter(f"{e['name']} {e['status']}" for e in events if e["e"] == "unexpected")
+    outcomes = Counter(e["outcome"] or "unfinished" for e in done)
+    late = sum(1 for e in done if e.get("ready_at") is None or e["ready_at"] > start)
+    last_answer = max((e["t"] for e in buys), default=None)
+    last_202 = max((e["t"] for e in buys if e["status"] == 202), default=None)
+    lag = None
+    if last_answer is not None and last_settled is not None:
+        lag = max(0.0, last_settled - last_answer)
+    expected = min(opts.stock, opts.buyers)
+
+    violations = list(report["violations"])
+    if report["confirmed_quantity"] != expected:
+        violations.append(
+            f"{report['confirmed_quantity']} items confirmed, expected min(stock {opts.stock},"
+            f" buyers {opts.buyers}) = {expected}"
+        )
+    real_failures = sum(failures.values())
+    if real_failures:
+        violations.append(f"{real_failures} real failures (5xx, timeouts, connection errors)")
+    if unexpected:
+        violations.append(f"{sum(unexpected.values())} answers no buyer can explain")
+    stuck = {k: n for k, n in outcomes.items() if k not in FINISHED}
+    if stuck or len(done) != opts.buyers:
+        violations.append(
+            f"{sum(stuck.values()) + opts.buyers - len(done)} of {opts.buyers} journeys did not"
+            f" finish: {stuck or {}}{'' if len(done) == opts.buyers else f', {len(done)} begun'}"
+        )
+    if locust["exit_code"] not in (0, 1):  # 1: Locust saw failures, counted above
+        violations.append(f"Locust exited {locust['exit_code']}")
+    return {
+        "buyers": opts.buyers,
+        "stock": opts.stock,
+        "sale": sale["id"],
+        "locust": {
+            "processes": opts.processes,
+            "spawn_rate": opts.spawn_rate,
+            "seconds": round(locust["seconds"], 1),
+            "exit_code": locust["exit_code"],
+            "cpu_seconds": round(locust["cpu_seconds"], 1),
+            "cpu_warning": locust["cpu_warning"],
+            "endpoints": endpoint_stats(locust["stats"]),
+        },
+        "buy_answers": dict(answers.most_common()),
+        "journeys": dict(outcomes.most_common()),
+        "late_buyers": late,  # not logged in (or not done opening the page) before the start
+        "real_failures": real_failures,
+        "failures": dict(failures),
+        "unexpected": dict(unexpected),
+        "timings": {
+            "to_first_answer": _since(start, min((e["t"] for e in buys), default=None)),
+            "to_last_answer": _since(start, last_answer),
+            "to_last_settled": _since(start, last_settled),
+            "settle_lag": None if lag is None else round(lag, 3),
+            "settle_lag_after_last_202": None
+            if last_202 is None
+            else _since(last_202, last_settled),
+            "target": SETTLE_TARGET,
+            "target_met": lag is not None and lag <= SETTLE_TARGET,
+            "order_seconds_to_settle": ages,
+        },
+        "invariants": report,
+        "violations": violations,
+        "ok": not violations,
+    }
+
+
+def _since(start: float, at: float | None) -> float | None:
+    return None if at is None else round(at - start, 3)
+
+
+def format_summary(s: dict) -> str:
+    def secs(v):
+        return "-" if v is None else f"{v:+.2f} s"
+
+    head = "".join(f"{h:>7}" for h in ("reqs", "fails", "p50", "p95", "p99", "max"))
+    lines = [f"{'requests by endpoint (ms)':<36}{head}"]
+    for row in s["locust"]["endpoints"]:
+        lines.append(
+            f"{row['name']:<36}{row['requests']:>7}{row['failures']:>7}"
+            + "".join(f"{'-' if row[k] is None else row[k]:>7}" for k in ("p50", "p95", "p99"))
+            + f"{row['max']:>7}"
+        )
+    t, inv = s["timings"], s["invariants"]
+    lag = t["settle_lag"]
+    verdict = "PASS" if t["target_met"] else "MISS"
+    ages = t["order_seconds_to_settle"]
+    lines += [
+        f"buy answers: {s['buy_answers']}",
+        f"journeys: {s['journeys']}; {s['late_buyers']} buyers not ready at the start",
+        f"real failures (5xx, timeouts, connection errors): {s['real_failures']}"
+        + (f" {s['failures']}" if s["failures"] else ""),
+        f"unexpected answers: {sum(s['unexpected'].values())}"
+        + (f" {s['unexpected']}" if s["unexpected"] else ""),
+        f"from the sale's start: first answer {secs(t['to_first_answer'])}, last answer"
+        f" {secs(t['to_last_answer'])}, last order settled {secs(t['to_last_settled'])}",
+        f"settle lag after the last answer: {'-' if lag is None else f'{lag:.2f} s'}"
+        f" (target {t['target']:.0f} s): {verdict}; after the last 202:"
+        f" {secs(t['settle_lag_after_last_202'])}",
+        "an order's creation to its settling: "
+        + ", ".join(f"{k} {'-' if v is None else f'{v:.2f} s'}" for k, v in ages.items()),
+        f"invariants: {inv['orders']} orders, {inv['confirmed_quantity']} confirmed of stock"
+        f" {inv['stock']} (expected {min(s['stock'], s['buyers'])}), Postgres remaining"
+        f" {inv['remaining']}, Redis stock {inv['redis_stock']}, duplicate buyers"
+        f" {inv['duplicate_buyers']}, pending {inv['pending_quantity']}, orders never answered"
+        f" 202 {inv['unanswered']}",
+    ]
+    loc = s["locust"]
+    lines.append(
+        f"Locust: {loc['processes']} process(es), {loc['seconds']:.0f} s, {loc['cpu_seconds']:.0f}"
+        f" CPU-seconds ({loc['cpu_seconds'] / max(loc['seconds'], 1):.0%} of a core on average)"
+        + ("; it warned that a process used a whole core" if loc["cpu_warning"] else "")
+    )
+    lines += [f"  BROKEN: {v}" for v in s["violations"]]
+    lines.append(f"loadtest: {'OK' if s['ok'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--buyers", type=int, default=5000)
+    parser.add_argument("--stock", type=int, default=1000)
+    parser.add_argument("--spawn-rate", type=float, default=50, help="buyers started per second")
+    parser.add_argument(
+        "--starts-in", type=int, default=0, help="seconds until the sale opens (0: from the rate)"
+    )
+    parser.add_argument(
+        "--time-limit", type=float, default=0, help="seconds for the whole run (0: start + 120)"
+    )
+    parser.add_argument(
+        "--press-spread", type=float, default=1.0, help="seconds over which buyers first press"
+    )
+    parser.add_argument("--processes", type=int, default=1, help="Locust processes")
+    parser.add_argument("--output", type=Path, default=RESULTS / "loadtest.json")
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        default=os.environ.get("LOCUST_UI", "") not in ("", "0"),
+        help="Locust's web UI (also LOCUST_UI=1)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    summary = run(opts)
+    print(format_summary(summary))
+    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    opts.output.write_text(json.dumps(summary, indent=2))
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
