@@ -88,8 +88,10 @@ test-stack: venv
 faults: deps venv
 	$(PYTHON) -m loadtests.faults $(FAULTS_ARGS)
 
-bench:
-	@echo "make $@ arrives with a later issue (see README.md)." >&2; exit 2
+# The performance harness (loadtests/bench.py): the table, loadtests/results/bench.json and
+# bench.png. E.g. BENCH_ARGS="--duration 5 --only storm accepted".
+bench: deps venv
+	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)
 
 # The flash-sale storm with Locust, then the invariant check (loadtests/loadtest.py);
 # LOCUST_UI=1 opens Locust's web UI. E.g. LOADTEST_ARGS="--buyers 500 --stock 100".

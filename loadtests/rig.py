@@ -157,6 +157,16 @@ class Rig:
         self.processes[name] = proc
         return proc
 
+    def restart(self, name: str, **env: str) -> Process:
+        """Stop ``name`` and start it again with ``env`` on top of the environment it had: a
+        setting changed between two runs on the same servers (bench's BUY_STRATEGY)."""
+        with self.lock:
+            previous = self.processes[name]
+            previous.stop()
+            proc = Process(name, {**previous.env, **env}, self.dir, READY[name]).start(timeout=90)
+            self.processes[name] = proc
+            return proc
+
     def _supervise(self) -> None:
         """An exited web, worker or beat is started again after a second, as a restart policy
         would; a fault under test stops and starts processes itself, holding the lock."""

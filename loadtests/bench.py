@@ -1,0 +1,767 @@
+"""`make bench`: how fast each layer of qbuy answers, measured on this machine in one run.
+
+The processes of `make local` on throwaway Postgres and Redis (loadtests/rig.py): nginx in
+front, gunicorn with services/web/gunicorn.conf.py (one config for every scenario, the bare
+Django project included), the Celery worker and beat. Production settings as `make up` runs
+them on a laptop (plain HTTP), the cache in Redis (CACHE_URL, db 1, as compose and Kubernetes),
+no worker recycling (GUNICORN_MAX_REQUESTS=0), the rate limits raised through settings
+(loadtests/limits.py) so the generator, one address, is not refused.
+
+Each scenario runs for a fixed time at each connection count with wrk (loadtests/wrk.py says
+why wrk): the machine's ceiling (nginx, a static file), the framework's (a bare Django view, no
+middleware) and ours (/healthz); the sale list uncached, from @cache_page and from nginx's
+micro-cache; the sale page from our page cache; the buy endpoint during a storm (most answers
+409) and accepted buys only (and how long the worker needs after the last answer), once per
+buy strategy (BUY_STRATEGY: gate, db-lock), restarting only the web process in between.
+
+Prints a table and the target ratios (PASS/MISS: a miss is reported, not an error), writes
+loadtests/results/bench.json and bench.png. Exit 1 only when the harness breaks, a scenario
+that must have no real failures (every one but db-lock's) has some, an answer is one no
+scenario expects (401, 403, 429...: the harness is wrong), or a sale breaks an invariant.
+
+`python -m loadtests.bench [--duration S] [--connections N ...] [--only KEY ...]`
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import re
+import runpy
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from unittest import mock
+
+import psycopg
+import redis
+from port_for import get_port
+
+from loadtests import storm, wrk
+from loadtests.limits import RAISED_LIMITS
+from loadtests.rig import Rig
+from tools import devservers
+from tools.stack import ROOT
+
+RESULTS = ROOT / "loadtests/results"
+GUNICORN_CONF = ROOT / "services/web/gunicorn.conf.py"
+BARE = ROOT / "loadtests/bare"
+STRATEGIES = ("gate", "db-lock")
+# A small file nginx serves itself (collectstatic fills the folder; Django's admin ships it).
+STATIC_FILE = "/static/admin/img/icon-yes.svg"
+SETTLE_TIMEOUT = 60.0  # seconds to wait for the orders of a buy run to settle
+PAUSE = 1.0  # seconds between two runs: the previous run's connections close, the worker idles
+
+# Production settings, with what `make up` changes for plain HTTP on a laptop (.env.example):
+# DEBUG off, the manifest static storage, no debug toolbar of any kind. local.py turns DEBUG on
+# (Django then keeps every SQL query of a request) and test.py looks static files up per
+# request: both would measure something nobody deploys.
+SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECURE_SSL_REDIRECT": "false",
+    "SECURE_HSTS_SECONDS": "0",
+    "SESSION_COOKIE_SECURE": "false",
+    "CSRF_COOKIE_SECURE": "false",
+    "GUNICORN_MAX_REQUESTS": "0",
+    "SMS_BACKEND": "file",
+    "LOG_LEVEL": "INFO",
+    **RAISED_LIMITS,
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    server: str  # nginx, web (gunicorn directly) or bare (the bare project's gunicorn)
+    path: str  # {sale}: the scenario's sale
+    mode: str = "get"  # bench.lua's mode
+    tally: str | None = None  # a response header whose values are counted
+    hit: str | None = None  # the tally's value of a cache hit: a run mostly without is flagged
+    expected: tuple[int, ...] = (200,)
+    strategy: str | None = None
+    note: str = ""
+
+    @property
+    def failures_allowed(self) -> bool:
+        # The textbook design is measured to show how it fails; everything else must not.
+        return self.strategy == "db-lock"
+
+
+SCENARIOS = [
+    Scenario("static", "nginx: small static file", "nginx", STATIC_FILE),
+    Scenario("bare", "bare Django view, no middleware", "bare", "/"),
+    Scenario("healthz", "qbuy /healthz", "web", "/healthz"),
+    Scenario(
+        "list-uncached",
+        "sale list, uncached",
+        "web",
+        "/sales/",
+        mode="unique",
+        note="a new query string per request: @cache_page keys on the full URL, every request"
+        " misses (and stores a page nobody asks for again)",
+    ),
+    Scenario("list-cache-page", "sale list, @cache_page hit", "web", "/sales/"),
+    Scenario(
+        "list-micro-cache",
+        "sale list, nginx micro-cache hit",
+        "nginx",
+        "/sales/",
+        tally="X-Micro-Cache",
+        hit="HIT",
+        note="anonymous (no cookie); X-Micro-Cache counted",
+    ),
+    Scenario(
+        "sale-page",
+        "sale page, page-cache hit",
+        "web",
+        "/sales/{sale}/",
+        tally="X-Page-Cache",
+        hit="HIT",
+        note="warmed first; anonymous; X-Page-Cache counted",
+    ),
+    *(
+        Scenario(
+            f"storm-{s}",
+            f"buy storm ({s})",
+            "web",
+            "/api/sales/{sale}/buy",
+            mode="storm",
+            expected=(202, 409),
+            strategy=s,
+            note="every session asks again and again; a fresh sale per run",
+        )
+        for s in STRATEGIES
+    ),
+    *(
+        Scenario(
+            f"accepted-{s}",
+            f"accepted buys ({s})",
+            "nginx",
+            "/api/sales/{sale}/buy",
+            mode="once",
+            expected=(202,),
+            strategy=s,
+            note="each session buys once, stock = sessions; through nginx, the buyers' path",
+        )
+        for s in STRATEGIES
+    ),
+]
+BY_KEY = {s.key: s for s in SCENARIOS}
+
+
+@dataclass
+class Run:
+    key: str
+    title: str
+    strategy: str | None
+    connections: int
+    server: str
+    requests: int
+    seconds: float
+    rps: float
+    latency_ms: dict[str, float]
+    statuses: dict[int, int]
+    errors: dict[str, int]
+    socket_errors: dict[str, int]
+    real_failures: int
+    unexpected: dict[int, int]  # answers with a status the scenario does not expect (not 5xx)
+    tallies: dict[str, int] = field(default_factory=dict)
+    accepted: int = 0
+    buyers: int | None = None  # accepted buys: how many buyers asked (each once)
+    settle_s: float | None = None  # last order settled, seconds after the last answer
+    pending: int | None = None  # orders still pending after SETTLE_TIMEOUT
+    invariants: dict | None = None  # the checker's report (loadtests/rig.Rig.check)
+    warnings: list[str] = field(default_factory=list)  # reported, not an error
+
+    @property
+    def violations(self) -> list[str]:
+        return list((self.invariants or {}).get("violations", []))
+
+
+# -- the run ------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scenarios = select(args.only, args.strategies)
+    args.results.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="qbuy-bench-") as tmp:
+        report = bench(Path(tmp), scenarios, args)
+        if report["problems"]:  # the processes' logs, for a post-mortem
+            kept = args.results / "bench-logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(
+                tmp,
+                kept,
+                ignore=shutil.ignore_patterns("*.jsonl", "sessions.txt", "beat-schedule*"),
+            )
+            report["logs"] = _shown(kept)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    print(format_report(report))
+    (args.results / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    from loadtests import chart  # matplotlib: only once there is something to draw
+
+    png = chart.draw(report, args.results / "bench.png")
+    print(f"bench: wrote {_shown(args.results / 'bench.json')} and {_shown(png)}")
+    print(f"bench: done in {report['elapsed_s']:.0f}s")
+    for problem in report["problems"]:
+        print(f"bench: FAILED: {problem}")
+    if "logs" in report:
+        print(f"bench: the processes' logs are kept in {report['logs']}")
+    return 1 if report["problems"] else 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
+    parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="KEY",
+        help=f"scenarios whose key starts with KEY: {', '.join(BY_KEY)}",
+    )
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    parser.add_argument("--sessions", type=int, default=1000, help="logged-in buyers (1000)")
+    parser.add_argument("--stock", type=int, default=200, help="stock of a storm's sale (200)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 2, help="wrk threads (the cores)"
+    )
+    parser.add_argument("--timeout", type=int, default=5, help="wrk: an answer later is a failure")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds, unmeasured, per scenario")
+    parser.add_argument(
+        "--workers", type=int, help="GUNICORN_WORKERS (default: the gunicorn config's)"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the files go")
+    args = parser.parse_args(argv)
+    if args.stock >= args.sessions:
+        parser.error("--stock must be below --sessions: the storm is mostly sold out answers")
+    if args.only:
+        unknown = [k for k in args.only if not any(key.startswith(k) for key in BY_KEY)]
+        if unknown:
+            parser.error(f"--only: no scenario starts with {', '.join(unknown)}")
+    return args
+
+
+def select(only: list[str] | None, strategies: list[str]) -> list[Scenario]:
+    return [
+        s
+        for s in SCENARIOS
+        if (not only or any(s.key.startswith(k) for k in only))
+        and (s.strategy is None or s.strategy in strategies)
+    ]
+
+
+def bench(workdir: Path, scenarios: list[Scenario], args: argparse.Namespace) -> dict:
+    settings = dict(SETTINGS, SECRET_KEY=secrets.token_urlsafe(50))
+    strategies = list(dict.fromkeys(s.strategy for s in scenarios if s.strategy))
+    if strategies:
+        settings["BUY_STRATEGY"] = strategies[0]
+    if args.workers:
+        settings["GUNICORN_WORKERS"] = str(args.workers)
+    # Redis with its append-only file, as compose runs it.
+    with Rig(workdir, settings=settings, nginx=True, redis_aof=True, supervise=False) as r:
+        report = {
+            "machine": describe_machine(r),
+            "gunicorn": describe_gunicorn(r),
+            "settings": {
+                k: r.env[k]
+                for k in (*SETTINGS, "CACHE_URL", "GUNICORN_WORKERS", "CELERY_WORKER_CONCURRENCY")
+                if k in r.env
+            },
+            "generator": {
+                "tool": "wrk",
+                "version": _first_line([devservers.which("wrk"), "-v"]),
+                "threads": args.threads,
+                "connections": args.connections,
+                "duration_s": args.duration,
+                "timeout_s": args.timeout,
+                "script": str(wrk.SCRIPT.relative_to(ROOT)),
+            },
+            "notes": notes(args),
+        }
+        print(format_header(report), flush=True)
+        runs = page_runs(r, [s for s in scenarios if not s.strategy], args)
+        runs += buy_runs(r, [s for s in scenarios if s.strategy], strategies, args)
+    order = [s.key for s in SCENARIOS]  # a scenario's strategies side by side
+    runs.sort(key=lambda x: (order.index(x.key), args.connections.index(x.connections)))
+    report["runs"] = [_jsonable(asdict(x)) for x in runs]
+    report["ratios"] = ratios(runs, args.connections)
+    report["problems"] = problems(runs)
+    return report
+
+
+def page_runs(r: Rig, scenarios: list[Scenario], args) -> list[Run]:
+    """The GET scenarios, each warmed up (unmeasured) then run at each connection count."""
+    runs = []
+    page_sale = None
+    if any(s.key.startswith("list-") for s in scenarios):
+        r.manage("seed_demo", "--sales", "20", "-v0")  # a full page of sales to list
+    if any(s.key == "sale-page" for s in scenarios):
+        page_sale = r.create_sale("bench sale page", 100)
+    for scenario in scenarios:
+        with bare_django(r) if scenario.server == "bare" else contextlib.nullcontext() as bare:
+            base = {"nginx": r.url, "web": r.web_url, "bare": bare}[scenario.server]
+            url = base + scenario.path.format(sale=page_sale)
+            common = {"threads": args.threads, "mode": scenario.mode, "timeout": args.timeout}
+            if args.warmup:
+                wrk.run(url, connections=args.connections[0], duration=args.warmup, **common)
+            for connections in args.connections:
+                time.sleep(PAUSE)
+                result = wrk.run(
+                    url,
+                    connections=connections,
+                    duration=args.duration,
+                    tally=scenario.tally,
+                    **common,
+                )
+                runs.append(_record(scenario, connections, result))
+    return runs
+
+
+def buy_runs(r: Rig, scenarios: list[Scenario], strategies: list[str], args) -> list[Run]:
+    """The buy scenarios, strategy by strategy on the same buyers: only the web process is
+    restarted in between (the strategy is one of its settings)."""
+    if not scenarios:
+        return []
+    runs = []
+    sessions_file = r.dir / "sessions.txt"
+    t0 = time.monotonic()
+    count = log_in(r, args.sessions, sessions_file)
+    print(f"bench: {count} buyers logged in in {time.monotonic() - t0:.0f}s", flush=True)
+    for i, strategy in enumerate(strategies):
+        if i:
+            r.restart("web", BUY_STRATEGY=strategy)
+            print(f"bench: web restarted with BUY_STRATEGY={strategy}", flush=True)
+        warm_up_buys(r, sessions_file, args)
+        for scenario in [s for s in scenarios if s.strategy == strategy]:
+            for connections in args.connections:
+                time.sleep(PAUSE)
+                runs.append(buy_run(r, scenario, connections, sessions_file, count, args))
+    return runs
+
+
+def _record(scenario: Scenario, connections: int, result: wrk.Result, **extra) -> Run:
+    unexpected = {
+        status: n
+        for status, n in result.statuses.items()
+        if status not in scenario.expected and status < 500
+    }
+    run = Run(
+        key=scenario.key,
+        title=scenario.title,
+        strategy=scenario.strategy,
+        connections=connections,
+        server=scenario.server,
+        requests=result.requests,
+        seconds=round(result.seconds, 3),
+        rps=round(result.rps, 1),
+        latency_ms={k: round(v, 2) for k, v in result.latency_ms.items()},
+        statuses=result.statuses,
+        errors=result.errors,
+        socket_errors=result.socket_errors,
+        real_failures=result.real_failures,
+        unexpected=unexpected,
+        tallies=result.tallies,
+        accepted=len(result.tokens),
+        **extra,
+    )
+    if scenario.hit and result.requests:
+        share = result.tallies.get(scenario.hit, 0) / result.requests
+        if share < 0.95:
+            run.warnings.append(f"only {share:.0%} of the answers were cache hits")
+    print(f"bench: {format_run(run)}", flush=True)
+    return run
+
+
+def buy_run(
+    r: Rig, scenario: Scenario, connections: int, sessions_file: Path, count: int, args
+) -> Run:
+    """A fresh sale, the storm or the accepted buys on it, the orders settled, the invariants."""
+    stock = args.stock if scenario.mode == "storm" else count  # accepted: one item per buyer
+    sale = r.create_sale(f"bench {scenario.key} c{connections}", stock)
+    url = (r.url if scenario.server == "nginx" else r.web_url) + scenario.path.format(sale=sale)
+    result = wrk.run(
+        url,
+        connections=connections,
+        # Accepted buys end when every buyer has an answer; the duration only bounds a stall.
+        duration=args.duration if scenario.mode == "storm" else max(args.duration, 60),
+        threads=args.threads,
+        mode=scenario.mode,
+        timeout=args.timeout,
+        sessions=sessions_file,
+        workdir=r.dir,
+    )
+    last = result.last or time.time()
+    pending, settled = r.wait_settled(sale, last, SETTLE_TIMEOUT)
+    report = r.check(sale, result.tokens)
+    return _record(
+        scenario,
+        connections,
+        result,
+        buyers=count if scenario.mode == "once" else None,
+        settle_s=None if pending else round(max(0.0, (settled or last) - last), 3),
+        pending=pending,
+        invariants=report,
+    )
+
+
+def warm_up_buys(r: Rig, sessions_file: Path, args) -> None:
+    """Every web worker opens its Postgres and Redis connections and loads the gate's script
+    before a run is measured: a short storm on a sale of its own."""
+    if not args.warmup:
+        return
+    sale = r.create_sale("bench warm-up", 1)
+    wrk.run(
+        f"{r.web_url}/api/sales/{sale}/buy",
+        connections=args.connections[0],
+        duration=args.warmup,
+        threads=args.threads,
+        mode="storm",
+        timeout=args.timeout,
+        sessions=sessions_file,
+    )
+
+
+def log_in(r: Rig, count: int, sessions_file: Path) -> int:
+    """Buyers logged in through nginx with SMS codes; their cookies, one line each, for
+    bench.lua."""
+    sessions = storm.log_in_buyers(r.url, storm.sms_file_codes(r.dir / "sms.jsonl"), count)
+    lines = [f"{s.cookies['SESSION_ID']} {s.cookies['csrftoken']}\n" for s in sessions]
+    sessions_file.write_text("".join(lines))
+    return len(lines)
+
+
+@contextlib.contextmanager
+def bare_django(r: Rig) -> Iterator[str]:
+    """loadtests/bare served by the same gunicorn config as qbuy, with the same workers."""
+    port = get_port(None)
+    env = {
+        **r.processes["web"].env,
+        "DJANGO_SETTINGS_MODULE": "barebench.settings",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+    }
+    gunicorn = devservers.which("gunicorn", str(Path(sys.executable).parent))
+    command = [gunicorn, "--config", str(GUNICORN_CONF), "--chdir", str(BARE)]
+    with open(r.dir / "bare.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*command, "barebench.wsgi:application"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        devservers.wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# -- what ran where -------------------------------------------------------------------------------
+def describe_machine(r: Rig) -> dict:
+    import django
+    import gunicorn
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem_kb = re.search(r"^MemTotal:\s*(\d+)", meminfo, re.M)
+    with psycopg.connect(r.postgres.url) as db:
+        postgres = db.execute("SHOW server_version").fetchone()[0]
+    redis_version = redis.Redis.from_url(r.redis.url).info("server")["redis_version"]
+    nginx = _first_line([devservers.which("nginx", "/usr/sbin"), "-v"])
+    return {
+        "cpu": model.group(1).strip() if model else platform.processor() or "unknown",
+        "cores": os.cpu_count(),
+        "memory_gb": round(int(mem_kb.group(1)) / 1024 / 1024, 1) if mem_kb else None,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "gunicorn": gunicorn.__version__,
+        "nginx": nginx.split("/")[-1] if "/" in nginx else nginx,
+        "postgres": postgres.split()[0],
+        "redis": redis_version,
+    }
+
+
+def describe_gunicorn(r: Rig) -> dict:
+    """The config file's values for the web process's environment, and what gunicorn says it
+    started (worker class, workers booted)."""
+    env = r.processes["web"].env
+    with mock.patch.dict(os.environ, env, clear=True):
+        conf = runpy.run_path(str(GUNICORN_CONF))
+    deadline = time.monotonic() + 30
+    while True:  # the workers boot right after "Listening at"
+        log = (r.dir / "web.log").read_text(errors="replace")
+        log = log[log.rfind("Starting gunicorn") :]
+        booted = log.count("Booting worker with pid")
+        if booted >= conf["workers"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    worker_class = re.search(r"Using worker: (\S+)", log)
+    return {
+        "config": str(GUNICORN_CONF.relative_to(ROOT)),
+        "worker_class": worker_class.group(1) if worker_class else "?",
+        "workers": conf["workers"],
+        "workers_booted": booted,
+        "threads": conf["threads"],
+        "max_requests": conf["max_requests"],
+        "timeout": conf["timeout"],
+        "keepalive": conf["keepalive"],
+    }
+
+
+def notes(args) -> list[str]:
+    return [
+        f"generator: wrk, {args.threads} threads, on the same {os.cpu_count()} cores as the"
+        " servers: every figure includes the generator's share of the CPU",
+        "Django scenarios and the buy storm go to gunicorn directly, so their ratios compare"
+        " Django's work only; nginx serves the static file and the micro-cache; accepted buys"
+        " go through nginx (the buyers' path; a wrk thread done with its buyers leaves its"
+        " connections open, which nginx holds for free but would each block a sync worker)",
+        "gunicorn's sync workers close every connection: each request to gunicorn is a new TCP"
+        " connection; nginx keeps the generator's connections alive",
+        "nginx logs each proxied request (access_log to a file here) but not static files:"
+        " part of the configuration measured",
+        "Postgres is a throwaway server with fsync and synchronous_commit off"
+        " (tools/devservers.py): writes are cheaper than on a durable deployment",
+        f"real failures = 5xx + answers slower than {args.timeout}s + connection errors;"
+        " latency percentiles are wrk's",
+    ]
+
+
+def _first_line(command: list[str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return (done.stdout + done.stderr).strip().splitlines()[0].strip()
+
+
+# -- targets ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    label: str
+    op: str  # ">=" or "<="
+    threshold: float
+    connections: tuple[int, ...] | None  # None: every connection count of the run
+    value: object  # (runs by (key, connections), connections) -> float | None
+    unit: str = "x"
+
+
+def _rps(key):
+    return lambda by, c: by[key, c].rps if (key, c) in by else None
+
+
+def _ratio(a, b):
+    def value(by, c):
+        if (a, c) not in by or (b, c) not in by or not by[b, c].rps:
+            return None
+        return by[a, c].rps / by[b, c].rps
+
+    return value
+
+
+def _field(key, get):
+    return lambda by, c: get(by[key, c]) if (key, c) in by else None
+
+
+TARGETS = [
+    Target("buy storm (gate) / /healthz", ">=", 0.8, None, _ratio("storm-gate", "healthz")),
+    Target(
+        "buy storm (gate) p99",
+        "<=",
+        100,
+        (256,),
+        _field("storm-gate", lambda x: x.latency_ms.get("p99")),
+        "ms",
+    ),
+    Target("accepted buys (gate) answered/s", ">=", 500, None, _rps("accepted-gate"), "/s"),
+    Target(
+        "accepted buys (gate): last order settled after the last answer",
+        "<=",
+        3,
+        None,
+        # never settled (still pending after SETTLE_TIMEOUT): a miss, not a missing value
+        _field("accepted-gate", lambda x: math.inf if x.settle_s is None else x.settle_s),
+        "s",
+    ),
+    Target("gate / db-lock, same storm", ">=", 4, (256,), _ratio("storm-gate", "storm-db-lock")),
+    Target(
+        "buy storm (gate) real failures",
+        "<=",
+        0,
+        None,
+        _field("storm-gate", lambda x: x.real_failures),
+        "",
+    ),
+    Target("/healthz / bare Django view", ">=", 0.6, None, _ratio("healthz", "bare")),
+    Target("@cache_page hit / /healthz", ">=", 0.8, None, _ratio("list-cache-page", "healthz")),
+    Target("sale page hit / /healthz", ">=", 0.8, None, _ratio("sale-page", "healthz")),
+    Target(
+        "nginx micro-cache hit / nginx static",
+        ">=",
+        0.9,
+        None,
+        _ratio("list-micro-cache", "static"),
+    ),
+]
+
+
+def ratios(runs: list[Run], connections: list[int]) -> list[dict]:
+    by = {(x.key, x.connections): x for x in runs}
+    rows = []
+    for t in TARGETS:
+        for c in t.connections or connections:
+            if c not in connections:
+                continue
+            value = t.value(by, c)
+            passed = None
+            if value is not None:
+                passed = value >= t.threshold if t.op == ">=" else value <= t.threshold
+            rows.append(
+                {
+                    "target": t.label,
+                    "connections": c,
+                    "op": t.op,
+                    "threshold": t.threshold,
+                    "unit": t.unit,
+                    # JSON has no infinity: a value that never came is null, and a MISS
+                    "value": None if value in (None, math.inf) else round(value, 3),
+                    "result": {True: "PASS", False: "MISS", None: "n/a"}[passed],
+                }
+            )
+    return rows
+
+
+def problems(runs: list[Run]) -> list[str]:
+    """What makes the harness exit 1 (a missed target does not)."""
+    found = []
+    for x in runs:
+        where = f"{x.title} @{x.connections}"
+        if x.real_failures and not BY_KEY[x.key].failures_allowed:
+            found.append(f"{where}: {x.real_failures} real failures")
+        if x.unexpected:
+            found.append(f"{where}: unexpected answers {x.unexpected} (is the harness wrong?)")
+        if x.requests == 0:
+            found.append(f"{where}: no answer at all")
+        elif x.buyers and x.requests < x.buyers:
+            found.append(f"{where}: {x.buyers - x.requests} of {x.buyers} buyers had no answer")
+        found.extend(f"{where}: invariant: {v}" for v in x.violations)
+        if x.pending:
+            found.append(f"{where}: {x.pending} orders still pending after {SETTLE_TIMEOUT:.0f}s")
+    return found
+
+
+# -- output -------------------------------------------------------------------------------------
+def format_header(report: dict) -> str:
+    m, g, gen = report["machine"], report["gunicorn"], report["generator"]
+    return "\n".join(
+        [
+            f"bench: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['kernel']}",
+            f"bench: Python {m['python']}, Django {m['django']}, gunicorn {m['gunicorn']},"
+            f" nginx {m['nginx']}, Postgres {m['postgres']}, Redis {m['redis']}",
+            f"bench: gunicorn ({g['config']}): {g['workers']} {g['worker_class']} workers"
+            f" ({g['workers_booted']} booted), {g['threads']} thread(s) each,"
+            f" max_requests {g['max_requests']}, timeout {g['timeout']}s",
+            f"bench: settings {report['settings']['DJANGO_SETTINGS_MODULE']},"
+            f" CACHE_URL {report['settings'].get('CACHE_URL')}",
+            f"bench: generator {gen['version'].split(' Copyright')[0]}, {gen['threads']} threads,"
+            f" {gen['duration_s']}s per run at {' and '.join(map(str, gen['connections']))}"
+            f" connections, timeout {gen['timeout_s']}s",
+            *(f"bench: note: {n}" for n in report["notes"]),
+        ]
+    )
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def format_run(x: Run) -> str:
+    lat = x.latency_ms
+    return (
+        f"{x.title} @{x.connections}: {x.rps:.0f} req/s, p50 {_ms(lat.get('p50'))} ms,"
+        f" p99 {_ms(lat.get('p99'))} ms, answers {x.statuses}, real failures {x.real_failures}"
+    )
+
+
+def format_report(report: dict) -> str:
+    head = (
+        f"{'scenario':<34}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'failures':>10}  answers by status"
+    )
+    lines = ["", head, "-" * (len(head) + 20)]
+    for x in report["runs"]:
+        lat = x["latency_ms"]
+        statuses = ", ".join(f"{s}: {n}" for s, n in x["statuses"].items())
+        lines.append(
+            f"{x['title']:<34}{x['connections']:>6}{x['rps']:>10.1f}{_ms(lat.get('p50')):>9}"
+            f"{_ms(lat.get('p95')):>9}{_ms(lat.get('p99')):>9}{x['real_failures']:>10}  {statuses}"
+        )
+        details = []
+        if x["errors"]:
+            details.append("errors " + ", ".join(f"{k}: {n}" for k, n in x["errors"].items()))
+        if any(x["socket_errors"].values()):
+            details.append(f"socket {x['socket_errors']}")
+        if x["tallies"]:
+            details.append(", ".join(f"{k}: {n}" for k, n in x["tallies"].items()))
+        if x["strategy"]:
+            details.append(f"{x['accepted']} accepted")
+        if x["settle_s"] is not None:
+            details.append(f"settled {x['settle_s']:.2f}s after the last answer")
+        if x["invariants"] is not None:
+            inv = x["invariants"]
+            details.append(
+                f"invariants {'ok' if inv.get('ok') else 'VIOLATED'} (orders {inv.get('orders')})"
+            )
+        details += [f"WARNING: {w}" for w in x["warnings"]]
+        if details:
+            lines.append(f"{'':<6}{'; '.join(details)}")
+    ran = {x["key"] for x in report["runs"]}
+    lines += [""] + [f"{s.title}: {s.note}" for s in SCENARIOS if s.key in ran and s.note]
+    lines += ["", f"{'target':<64}{'conns':>6}{'value':>10}  {'goal':<10}result"]
+    for row in report["ratios"]:
+        value = "-" if row["value"] is None else f"{row['value']:.2f}{row['unit']}"
+        if row["unit"] == "" and row["value"] is not None:
+            value = f"{row['value']:g}"
+        if row["value"] is None and row["result"] == "MISS":
+            value = "never"
+        goal = f"{row['op']} {row['threshold']:g}{row['unit']}"
+        lines.append(
+            f"{row['target']:<64}{row['connections']:>6}{value:>10}  {goal:<10}{row['result']}"
+        )
+    missed = sum(row["result"] == "MISS" for row in report["ratios"])
+    passed = sum(row["result"] == "PASS" for row in report["ratios"])
+    lines.append(f"targets: {passed} PASS, {missed} MISS (a miss is reported, it is no error)")
+    return "\n".join(lines)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _shown(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(ROOT))
+    return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
