@@ -1,40 +1,17 @@
 """Celery tasks: thin wrappers that fetch by id and call one service."""
 
-import contextlib
-import functools
 import logging
-import threading
 import time
 
 from celery import shared_task
-from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from redis.exceptions import RedisError
+
+from config.worker_db import db_slot
 
 from . import services
 
 logger = logging.getLogger("qbuy.orders")
-
-
-@functools.cache
-def _db_slots():
-    # Under `-P gevent` Django opens one Postgres connection per greenlet, so -c 500 would mean
-    # 500 connections. This semaphore (gevent's, once the worker has monkey-patched threading)
-    # caps one worker process at WORKER_DB_CONNECTIONS, whatever -c is.
-    return threading.BoundedSemaphore(settings.WORKER_DB_CONNECTIONS)
-
-
-@contextlib.contextmanager
-def db_slot():
-    """Hold a slot for a task's database work; close the connection before giving it back."""
-    _db_slots().acquire()
-    try:
-        yield
-    finally:
-        try:
-            connection.close()
-        finally:
-            _db_slots().release()
 
 
 # Which results go to django-celery-results (CELERY_TASK_IGNORE_RESULT is on for the rest):

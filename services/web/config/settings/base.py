@@ -67,20 +67,6 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/qbuy")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# A pool (psycopg_pool) of at most DB_POOL_SIZE connections per process, 0 for none. The worker
-# sets it (services/worker/start.sh): under -P gevent Django's connections are per greenlet, and
-# each task's greenlet opened its own and closed it (issue 10: two new Postgres sessions per
-# order, half a core of Postgres spent on connection set-up). gunicorn's sync workers keep one
-# persistent connection each (CONN_MAX_AGE) and need none.
-DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=0)
-if DB_POOL_SIZE:
-    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
-    # CONN_HEALTH_CHECKS makes Django check each connection the pool hands out (a Postgres
-    # restart leaves dead ones in it).
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": DB_POOL_SIZE,
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Caches: one alias per purpose, each with its own failure policy (STYLE.md).
