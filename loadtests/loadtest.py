@@ -101,23 +101,21 @@ def run(opts: argparse.Namespace, *, tamper: Tamper | None = None) -> dict:
             flush=True,
         )
         locust = run_locust(r, sale["id"], opts, time_limit=time_limit)
-        _, last_settled = r.wait_settled(  # the checker counts what is pending
-            sale["id"], time.time(), SETTLE_TIMEOUT
-        )
+        # What is still pending after that is the checker's to count.
+        _, last_settled = r.wait_settled(sale["id"], time.time(), SETTLE_TIMEOUT)
         accepted = [e["order"] for e in locust["events"] if e["e"] == "buy" and e["order"]]
         if tamper is not None:
             accepted = tamper(r, sale["id"], accepted)
         report = r.check(sale["id"], accepted)
-        pending_ages = order_ages(r, sale["id"])
         summary = summarize(
             opts,
             sale=sale,
             locust=locust,
             report=report,
             last_settled=last_settled,
-            ages=pending_ages,
+            settle_times=settle_times(r, sale["id"]),
         )
-        if not summary["ok"]:  # the processes' logs, for a post-mortem
+        if not summary["ok"] and tamper is None:  # the processes' logs, for a post-mortem
             kept = RESULTS / "logs" / "loadtest"
             shutil.rmtree(kept, ignore_errors=True)
             shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("sms.jsonl", "beat-schedule*"))
@@ -180,21 +178,20 @@ def run_locust(r: Rig, sale: int, opts: argparse.Namespace, *, time_limit: float
                 )
         seconds = time.monotonic() - started
         if opts.ui and proc.poll() is None and sys.stdin.isatty():
-            input("loadtest: the buyers are done; Enter stops Locust and checks the sale: ")
+            input("loadtest: the run is over; Enter stops Locust and checks the sale: ")
     finally:
         code = _stop(proc)
     cpu = _children_cpu() - cpu_before  # Locust's processes: reaped in between, nothing else
     tail.read()
-    log_text = (r.dir / "locust.log").read_text(errors="replace")
+    log = (r.dir / "locust.log").read_text(errors="replace")
     stats_path = stats_file.with_name(stats_file.name + ".json")
     return {
         "exit_code": code,
         "seconds": seconds,
         "events": tail.events,
         "stats": json.loads(stats_path.read_text()) if stats_path.exists() else None,
-        "cpu_warning": any(w in log_text for w in CPU_WARNINGS),
+        "cpu_warning": any(w in log for w in CPU_WARNINGS),
         "cpu_seconds": cpu,
-        "log_tail": log_text[-2000:],
     }
 
 
@@ -245,10 +242,11 @@ def _stop(proc: subprocess.Popen) -> int:
 
 
 # -- the figures ----------------------------------------------------------------------------------
-def order_ages(r: Rig, sale: int) -> dict:
-    """Seconds from each order's creation to its settling (the worker's share of the lag)."""
+def settle_times(r: Rig, sale: int) -> dict:
+    """Seconds from each order's creation to its settling (the worker's share of the lag):
+    p50, p99, max."""
     with psycopg.connect(r.postgres.url) as db:
-        ages = [
+        seconds = [
             float(age)
             for (age,) in db.execute(
                 "SELECT extract(epoch FROM updated_at - created_at) FROM orders_order"
@@ -256,11 +254,15 @@ def order_ages(r: Rig, sale: int) -> dict:
                 [sale],
             )
         ]
-    return {"p50": _rank(ages, 0.5), "p99": _rank(ages, 0.99), "max": ages[-1] if ages else None}
+    return {
+        "p50": _rank(seconds, 0.5),
+        "p99": _rank(seconds, 0.99),
+        "max": seconds[-1] if seconds else None,
+    }
 
 
-def _rank(values: list[float], q: float) -> float | None:
-    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+def _rank(ordered: list[float], q: float) -> float | None:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
 
 
 def endpoint_stats(entries: list[dict] | None) -> list[dict]:
@@ -280,20 +282,26 @@ def endpoint_stats(entries: list[dict] | None) -> list[dict]:
 
 def _row(name: str, entry: dict, histogram: Counter) -> dict:
     row = {"name": name, "requests": entry["num_requests"], "failures": entry["num_failures"]}
-    ordered, count, seen = sorted(histogram.items()), sum(histogram.values()), 0
-    for q in PERCENTILES:
-        row[f"p{round(q * 100)}"] = None
-    for ms, n in ordered:
-        seen += n
-        for q in PERCENTILES:
-            key = f"p{round(q * 100)}"
-            if row[key] is None and seen >= q * count:
-                row[key] = ms
+    row.update({f"p{round(q * 100)}": _percentile(histogram, q) for q in PERCENTILES})
     row["max"] = round(entry["max_response_time"] or 0)
     return row
 
 
-def summarize(opts, *, sale: dict, locust: dict, report: dict, last_settled, ages) -> dict:
+def _percentile(histogram: Counter, q: float) -> int | None:
+    """The smallest response time (ms, Locust's rounding) at or under which ``q`` of the
+    requests were answered."""
+    count, seen = histogram.total(), 0
+    for ms, n in sorted(histogram.items()):
+        seen += n
+        if seen >= q * count:
+            return ms
+    return None
+
+
+def summarize(
+    opts, *, sale: dict, locust: dict, report: dict, last_settled, settle_times: dict
+) -> dict:
+    """The figures and the verdict: ``ok``, and ``violations`` saying why not."""
     events = locust["events"]
     buys = [e for e in events if e["e"] == "buy"]
     done = [e for e in events if e["e"] == "done"]
@@ -309,9 +317,8 @@ def summarize(opts, *, sale: dict, locust: dict, report: dict, last_settled, age
     late = sum(1 for e in done if e.get("ready_at") is None or e["ready_at"] > start)
     last_answer = max((e["t"] for e in buys), default=None)
     last_202 = max((e["t"] for e in buys if e["status"] == 202), default=None)
-    lag = None
-    if last_answer is not None and last_settled is not None:
-        lag = max(0.0, last_settled - last_answer)
+    lag = None if last_answer is None else _since(last_answer, last_settled)
+    lag = None if lag is None else max(0.0, lag)
     expected = min(opts.stock, opts.buyers)
 
     violations = list(report["violations"])
@@ -326,11 +333,10 @@ def summarize(opts, *, sale: dict, locust: dict, report: dict, last_settled, age
     if unexpected:
         violations.append(f"{sum(unexpected.values())} answers no buyer can explain")
     stuck = {k: n for k, n in outcomes.items() if k not in FINISHED}
-    if stuck or len(done) != opts.buyers:
-        violations.append(
-            f"{sum(stuck.values()) + opts.buyers - len(done)} of {opts.buyers} journeys did not"
-            f" finish: {stuck or {}}{'' if len(done) == opts.buyers else f', {len(done)} begun'}"
-        )
+    silent = opts.buyers - len(done)  # buyers Locust never started, or killed without a word
+    if stuck or silent > 0:
+        never = f", {silent} buyers never reported" if silent > 0 else ""
+        violations.append(f"journeys that did not finish: {stuck}{never}")
     if locust["exit_code"] not in (0, 1):  # 1: Locust saw failures, counted above
         violations.append(f"Locust exited {locust['exit_code']}")
     return {
@@ -356,13 +362,13 @@ def summarize(opts, *, sale: dict, locust: dict, report: dict, last_settled, age
             "to_first_answer": _since(start, min((e["t"] for e in buys), default=None)),
             "to_last_answer": _since(start, last_answer),
             "to_last_settled": _since(start, last_settled),
-            "settle_lag": None if lag is None else round(lag, 3),
+            "settle_lag": lag,
             "settle_lag_after_last_202": None
             if last_202 is None
             else _since(last_202, last_settled),
             "target": SETTLE_TARGET,
             "target_met": lag is not None and lag <= SETTLE_TARGET,
-            "order_seconds_to_settle": ages,
+            "order_seconds_to_settle": settle_times,
         },
         "invariants": report,
         "violations": violations,

@@ -66,7 +66,7 @@ def _summary(events, *, confirmed=2, exit_code=0):
         },
         report=report,
         last_settled=None,
-        ages={},
+        settle_times={},
     )
 
 
