@@ -13,6 +13,7 @@ template=$1 out=$2
 : "${QBUY_UPSTREAM:=web:8000}"
 : "${NGINX_LISTEN:=8080}"
 : "${NGINX_STATIC_ROOT:=/app/staticfiles}"
+: "${NGINX_RUN_DIR:=/tmp}"        # pid file, temporary files and the micro-cache
 : "${NGINX_RESOLVER:=127.0.0.11}" # Docker's embedded DNS
 : "${NGINX_RESOLVER_VALID:=2s}"
 : "${NGINX_TRUSTED_PROXIES:=}"    # CIDRs of proxies in front of nginx, comma- or space-separated
@@ -41,7 +42,7 @@ for cidr in $(echo "$NGINX_TRUSTED_PROXIES" | tr ',' ' '); do
 "
 done
 
-export QBUY_UPSTREAM NGINX_LISTEN NGINX_STATIC_ROOT NGINX_RESOLVER NGINX_RESOLVER_VALID \
+export QBUY_UPSTREAM NGINX_LISTEN NGINX_STATIC_ROOT NGINX_RUN_DIR NGINX_RESOLVER NGINX_RESOLVER_VALID \
     NGINX_CODE_RATE NGINX_CODE_BURST NGINX_BUY_RATE NGINX_BUY_BURST QBUY_CODE_RETRY_AFTER \
     QBUY_BUY_RETRY_AFTER QBUY_REAL_IP_FROM QBUY_PROXY_GEO
 # Only our placeholders: nginx's own $variables stay as they are.

@@ -33,6 +33,8 @@ class Nginx:
     def __init__(self, workdir: Path, env: dict, *, web_port: int):
         self.dir, self.port = workdir, get_port(None)
         self.conf = workdir / "nginx.conf"
+        # Its own pid file, temporary files and cache: several rigs may run at once.
+        env = {**env, "NGINX_RUN_DIR": str(workdir)}
         rendered = render_nginx(self.conf, env, web_port=web_port, nginx_port=self.port)
         if rendered.returncode:
             raise RuntimeError(rendered.stderr.decode(errors="replace"))

@@ -94,6 +94,7 @@ def main() -> int:
         web_dir = ROOT / "services/web"
         for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v0"]):
             subprocess.run(manage + args, cwd=web_dir, env=env, check=True)
+        env.setdefault("NGINX_RUN_DIR", str(DATA))  # pid file, temporary files, micro-cache
         conf = DATA / "nginx.conf"
         rendered = render_nginx(conf, env)
         if rendered.returncode:

@@ -10,6 +10,10 @@ workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Connections the kernel completes before a worker accepts them (capped by net.core.somaxconn,
+# 4096 on current kernels). At a sale's opening second nginx opens one per waiting buyer; 2048
+# (gunicorn's default) overflowed at 5,000 buyers: nginx's connects timed out (503s).
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "4096"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Worker recycling is off: at flash-sale rates 2,000 requests came every 1.5-4 s, and each
 # restart cost 35-40 % of throughput, a p99 five times longer and the in-process caches (issue
