@@ -35,6 +35,9 @@ class Nginx:
         self.conf = workdir / "nginx.conf"
         # Its own pid file, temporary files and cache: several rigs may run at once.
         env = {**env, "NGINX_RUN_DIR": str(workdir)}
+        # Started as root, nginx's workers run as nobody and must reach the folders it makes
+        # there (a TemporaryDirectory is 0700): else every cached or buffered answer fails.
+        workdir.chmod(workdir.stat().st_mode | 0o011)
         rendered = render_nginx(self.conf, env, web_port=web_port, nginx_port=self.port)
         if rendered.returncode:
             raise RuntimeError(rendered.stderr.decode(errors="replace"))
