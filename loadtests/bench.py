@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from unittest import mock
@@ -46,7 +46,8 @@ import psycopg
 import redis
 from port_for import get_port
 
-from loadtests import storm, wrk
+from loadtests import cpuload, storm, wrk
+from loadtests.cpuload import NOISY
 from loadtests.limits import RAISED_LIMITS
 from loadtests.rig import Rig
 from tools import devservers
@@ -181,6 +182,7 @@ class Run:
     settle_s: float | None = None  # last order settled, seconds after the last answer
     pending: int | None = None  # orders still pending after SETTLE_TIMEOUT
     invariants: dict | None = None  # the checker's report (loadtests/rig.Rig.check)
+    others_cpu: float = 0.0  # share of the machine's CPU used by processes not of the bench
     warnings: list[str] = field(default_factory=list)  # reported, not an error
 
     @property
@@ -317,14 +319,14 @@ def page_runs(r: Rig, scenarios: list[Scenario], args) -> list[Run]:
                 wrk.run(url, connections=args.connections[0], duration=args.warmup, **common)
             for connections in args.connections:
                 time.sleep(PAUSE)
-                result = wrk.run(
+                result, others = measured(
                     url,
                     connections=connections,
                     duration=args.duration,
                     tally=scenario.tally,
                     **common,
                 )
-                runs.append(_record(scenario, connections, result))
+                runs.append(_record(scenario, connections, result, others_cpu=others))
     return runs
 
 
@@ -348,6 +350,13 @@ def buy_runs(r: Rig, scenarios: list[Scenario], strategies: list[str], args) -> 
                 time.sleep(PAUSE)
                 runs.append(buy_run(r, scenario, connections, sessions_file, count, args))
     return runs
+
+
+def measured(url: str, **options) -> tuple[wrk.Result, float]:
+    """A wrk run, and the share of the machine's CPU other processes used meanwhile."""
+    before = cpuload.Snapshot.take()
+    result = wrk.run(url, **options)
+    return result, cpuload.others_share(before, cpuload.Snapshot.take())
 
 
 def _record(scenario: Scenario, connections: int, result: wrk.Result, **extra) -> Run:
@@ -375,6 +384,12 @@ def _record(scenario: Scenario, connections: int, result: wrk.Result, **extra) -
         accepted=len(result.tokens),
         **extra,
     )
+    run.others_cpu = round(run.others_cpu, 3)
+    if run.others_cpu > NOISY:
+        run.warnings.append(
+            f"other processes used {run.others_cpu:.0%} of the machine's CPU meanwhile:"
+            " not a quiet machine, these figures are low"
+        )
     if scenario.hit and result.requests:
         share = result.tallies.get(scenario.hit, 0) / result.requests
         if share < 0.95:
@@ -390,7 +405,7 @@ def buy_run(
     stock = args.stock if scenario.mode == "storm" else count  # accepted: one item per buyer
     sale = r.create_sale(f"bench {scenario.key} c{connections}", stock)
     url = (r.url if scenario.server == "nginx" else r.web_url) + scenario.path.format(sale=sale)
-    result = wrk.run(
+    result, others = measured(
         url,
         connections=connections,
         # Accepted buys end when every buyer has an answer; the duration only bounds a stall.
@@ -408,6 +423,7 @@ def buy_run(
         scenario,
         connections,
         result,
+        others_cpu=others,
         buyers=count if scenario.mode == "once" else None,
         settle_s=None if pending else round(max(0.0, (settled or last) - last), 3),
         pending=pending,
@@ -542,6 +558,8 @@ def notes(args) -> list[str]:
         " (tools/devservers.py): writes are cheaper than on a durable deployment",
         f"real failures = 5xx + answers slower than {args.timeout}s + connection errors;"
         " latency percentiles are wrk's",
+        "other CPU: the share of the machine's CPU that processes outside the bench used during"
+        f" a run (loadtests/cpuload.py); a run above {NOISY:.0%} is marked *",
     ]
 
 
@@ -554,69 +572,53 @@ def _first_line(command: list[str]) -> str:
 @dataclass(frozen=True)
 class Target:
     label: str
+    keys: tuple[str, ...]  # the scenarios it reads, in the order ``value`` takes their runs
+    value: Callable[..., float | None]  # those runs, at one connection count -> the figure
     op: str  # ">=" or "<="
     threshold: float
-    connections: tuple[int, ...] | None  # None: every connection count of the run
-    value: object  # (runs by (key, connections), connections) -> float | None
     unit: str = "x"
+    connections: tuple[int, ...] | None = None  # None: every connection count of the run
 
 
-def _rps(key):
-    return lambda by, c: by[key, c].rps if (key, c) in by else None
+def _per(a: Run, b: Run) -> float | None:
+    return a.rps / b.rps if b.rps else None
 
 
-def _ratio(a, b):
-    def value(by, c):
-        if (a, c) not in by or (b, c) not in by or not by[b, c].rps:
-            return None
-        return by[a, c].rps / by[b, c].rps
-
-    return value
-
-
-def _field(key, get):
-    return lambda by, c: get(by[key, c]) if (key, c) in by else None
+def _settle(x: Run) -> float:
+    # never settled (still pending after SETTLE_TIMEOUT): a miss, not a missing value
+    return math.inf if x.settle_s is None else x.settle_s
 
 
 TARGETS = [
-    Target("buy storm (gate) / /healthz", ">=", 0.8, None, _ratio("storm-gate", "healthz")),
+    Target("buy storm (gate) / /healthz", ("storm-gate", "healthz"), _per, ">=", 0.8),
     Target(
         "buy storm (gate) p99",
+        ("storm-gate",),
+        lambda x: x.latency_ms.get("p99"),
         "<=",
         100,
-        (256,),
-        _field("storm-gate", lambda x: x.latency_ms.get("p99")),
         "ms",
+        (256,),
     ),
-    Target("accepted buys (gate) answered/s", ">=", 500, None, _rps("accepted-gate"), "/s"),
+    Target("accepted buys (gate) answered/s", ("accepted-gate",), lambda x: x.rps, ">=", 500, "/s"),
     Target(
         "accepted buys (gate): last order settled after the last answer",
+        ("accepted-gate",),
+        _settle,
         "<=",
         3,
-        None,
-        # never settled (still pending after SETTLE_TIMEOUT): a miss, not a missing value
-        _field("accepted-gate", lambda x: math.inf if x.settle_s is None else x.settle_s),
         "s",
     ),
-    Target("gate / db-lock, same storm", ">=", 4, (256,), _ratio("storm-gate", "storm-db-lock")),
     Target(
-        "buy storm (gate) real failures",
-        "<=",
-        0,
-        None,
-        _field("storm-gate", lambda x: x.real_failures),
-        "",
+        "gate / db-lock, same storm", ("storm-gate", "storm-db-lock"), _per, ">=", 4, "x", (256,)
     ),
-    Target("/healthz / bare Django view", ">=", 0.6, None, _ratio("healthz", "bare")),
-    Target("@cache_page hit / /healthz", ">=", 0.8, None, _ratio("list-cache-page", "healthz")),
-    Target("sale page hit / /healthz", ">=", 0.8, None, _ratio("sale-page", "healthz")),
     Target(
-        "nginx micro-cache hit / nginx static",
-        ">=",
-        0.9,
-        None,
-        _ratio("list-micro-cache", "static"),
+        "buy storm (gate) real failures", ("storm-gate",), lambda x: x.real_failures, "<=", 0, ""
     ),
+    Target("/healthz / bare Django view", ("healthz", "bare"), _per, ">=", 0.6),
+    Target("@cache_page hit / /healthz", ("list-cache-page", "healthz"), _per, ">=", 0.8),
+    Target("sale page hit / /healthz", ("sale-page", "healthz"), _per, ">=", 0.8),
+    Target("nginx micro-cache hit / nginx static", ("list-micro-cache", "static"), _per, ">=", 0.9),
 ]
 
 
@@ -627,7 +629,8 @@ def ratios(runs: list[Run], connections: list[int]) -> list[dict]:
         for c in t.connections or connections:
             if c not in connections:
                 continue
-            value = t.value(by, c)
+            inputs = [by.get((key, c)) for key in t.keys]
+            value = None if None in inputs else t.value(*inputs)
             passed = None
             if value is not None:
                 passed = value >= t.threshold if t.op == ">=" else value <= t.threshold
@@ -641,6 +644,8 @@ def ratios(runs: list[Run], connections: list[int]) -> list[dict]:
                     # JSON has no infinity: a value that never came is null, and a MISS
                     "value": None if value in (None, math.inf) else round(value, 3),
                     "result": {True: "PASS", False: "MISS", None: "n/a"}[passed],
+                    # measured while other processes took a share of the CPU
+                    "noisy": any(x.others_cpu > NOISY for x in inputs if x is not None),
                 }
             )
     return rows
@@ -694,22 +699,25 @@ def format_run(x: Run) -> str:
     lat = x.latency_ms
     return (
         f"{x.title} @{x.connections}: {x.rps:.0f} req/s, p50 {_ms(lat.get('p50'))} ms,"
-        f" p99 {_ms(lat.get('p99'))} ms, answers {x.statuses}, real failures {x.real_failures}"
+        f" p99 {_ms(lat.get('p99'))} ms, answers {x.statuses}, real failures {x.real_failures},"
+        f" other processes {x.others_cpu:.0%} of the CPU"
     )
 
 
 def format_report(report: dict) -> str:
     head = (
         f"{'scenario':<34}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"{'failures':>10}  answers by status"
+        f"{'failures':>10}{'other CPU':>11}  answers by status"
     )
     lines = ["", head, "-" * (len(head) + 20)]
     for x in report["runs"]:
         lat = x["latency_ms"]
         statuses = ", ".join(f"{s}: {n}" for s, n in x["statuses"].items())
+        others = f"{x['others_cpu']:.0%}" + ("*" if x["others_cpu"] > NOISY else " ")
         lines.append(
             f"{x['title']:<34}{x['connections']:>6}{x['rps']:>10.1f}{_ms(lat.get('p50')):>9}"
-            f"{_ms(lat.get('p95')):>9}{_ms(lat.get('p99')):>9}{x['real_failures']:>10}  {statuses}"
+            f"{_ms(lat.get('p95')):>9}{_ms(lat.get('p99')):>9}{x['real_failures']:>10}"
+            f"{others:>11}  {statuses}"
         )
         details = []
         if x["errors"]:
@@ -727,7 +735,7 @@ def format_report(report: dict) -> str:
             details.append(
                 f"invariants {'ok' if inv.get('ok') else 'VIOLATED'} (orders {inv.get('orders')})"
             )
-        details += [f"WARNING: {w}" for w in x["warnings"]]
+        details += [f"WARNING: {w}" for w in x["warnings"] if not w.startswith("other ")]
         if details:
             lines.append(f"{'':<6}{'; '.join(details)}")
     ran = {x["key"] for x in report["runs"]}
@@ -740,12 +748,22 @@ def format_report(report: dict) -> str:
         if row["value"] is None and row["result"] == "MISS":
             value = "never"
         goal = f"{row['op']} {row['threshold']:g}{row['unit']}"
+        noisy = " (*)" if row["noisy"] else ""
         lines.append(
-            f"{row['target']:<64}{row['connections']:>6}{value:>10}  {goal:<10}{row['result']}"
+            f"{row['target']:<64}{row['connections']:>6}{value:>10}  {goal:<10}"
+            f"{row['result']}{noisy}"
         )
     missed = sum(row["result"] == "MISS" for row in report["ratios"])
     passed = sum(row["result"] == "PASS" for row in report["ratios"])
     lines.append(f"targets: {passed} PASS, {missed} MISS (a miss is reported, it is no error)")
+    noisy = [x for x in report["runs"] if x["others_cpu"] > NOISY]
+    if noisy:
+        lines.append(
+            f"(*) {len(noisy)} of {len(report['runs'])} runs shared the machine: other processes"
+            f' used more than {NOISY:.0%} of its CPU meanwhile (column "other CPU"); their'
+            " figures, and the targets read from them, say less about qbuy than about the"
+            " neighbours. Run again on a quiet machine."
+        )
     return "\n".join(lines)
 
 

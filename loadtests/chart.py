@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
+from loadtests.cpuload import NOISY
+
 COLOURS = {None: "#4c72b0", "gate": "#2a9d5c", "db-lock": "#d1603d"}
 GROUP_NAMES = {None: "pages and probes", "gate": "buy: gate", "db-lock": "buy: db-lock"}
 HATCHES = ["", "//", "..", "xx"]  # one per connection count, in the run's order
@@ -58,8 +60,9 @@ def draw(report: dict, path: Path) -> Path:
                     edgecolor="white",
                     linewidth=0,
                 )
+                noisy = run["others_cpu"] > NOISY  # a neighbour took CPU meanwhile
                 ax.annotate(
-                    fmt.format(v),
+                    fmt.format(v) + ("*" if noisy else ""),
                     (v, y),
                     xytext=(3, 0),
                     textcoords="offset points",
@@ -100,6 +103,8 @@ def draw(report: dict, path: Path) -> Path:
             f"wrk, {gen['threads']} threads, {gen['duration_s']}s per run",
         ]
     )
+    if any(x["others_cpu"] > NOISY for x in runs):
+        machine += f"\n* other processes used more than {NOISY:.0%} of the CPU during that run"
     fig.supxlabel(machine, fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -3,10 +3,11 @@ connections and buyers), and the parsing of wrk's report. No speed is asserted: 
 only shows that each scenario measures what it says."""
 
 import json
+import os
 
 import pytest
 
-from loadtests import bench, wrk
+from loadtests import bench, cpuload, wrk
 
 SMOKE = [
     "--duration=1",
@@ -66,6 +67,32 @@ def test_the_report_files_are_written(smoke):
     targets = {row["target"] for row in report["ratios"]}
     assert "/healthz / bare Django view" in targets
     assert {row["result"] for row in report["ratios"]} <= {"PASS", "MISS", "n/a"}
+    assert all(0 <= run["others_cpu"] <= 1 for run in report["runs"])
+
+
+# -- the CPU others used --------------------------------------------------------------------------
+def test_a_reaped_child_s_cpu_counts_as_the_bench_s_own():
+    import subprocess
+    import sys
+
+    before = cpuload.Snapshot.take()
+    # spins until it has used 0.3 s of CPU itself, however busy the machine is
+    spin = "import time\nwhile time.process_time() < 0.3: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    after = cpuload.Snapshot.take()
+    assert after.ours - before.ours >= 0.29
+    assert after.machine >= before.machine
+    assert 0 <= cpuload.others_share(before, after) <= 1
+
+
+def test_others_share_is_what_the_machine_used_beyond_the_bench():
+    before = cpuload.Snapshot(at=0.0, machine=100.0, ours=10.0)
+    cores = os.cpu_count() or 1
+    # over 2 s the machine used 1 core-second more than the bench's processes
+    after = cpuload.Snapshot(at=2.0, machine=103.0, ours=12.0)
+    assert cpuload.others_share(before, after) == pytest.approx(1 / (2 * cores))
+    # CPU the bench used that the machine's counter had not yet seen is no negative share
+    assert cpuload.others_share(before, cpuload.Snapshot(at=2.0, machine=100.0, ours=12.0)) == 0
 
 
 # -- wrk's report, as bench.lua prints it --------------------------------------------------------
