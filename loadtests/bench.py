@@ -556,6 +556,9 @@ def notes(args) -> list[str]:
         " part of the configuration measured",
         "Postgres is a throwaway server with fsync and synchronous_commit off"
         " (tools/devservers.py): writes are cheaper than on a durable deployment",
+        "wrk is a closed loop (a connection asks again as soon as it is answered): at N"
+        " connections the mean latency is N / requests per second (Little's law), so latency"
+        " at 256 connections is mostly queueing, e.g. a p99 of 100 ms needs > 2,560 answers/s",
         f"real failures = 5xx + answers slower than {args.timeout}s + connection errors;"
         " latency percentiles are wrk's",
         "other CPU: the share of the machine's CPU that processes outside the bench used during"
