@@ -14,7 +14,7 @@ from .models import Sale
 
 
 @require_safe
-@cache_page(timeout=settings.SALE_LIST_CACHE_TIMEOUT, cache="html", key_prefix="page")
+@cache_page(timeout=settings.SALE_LIST_CACHE_TIMEOUT, cache="list", key_prefix="page")
 def sale_list(request):
     try:
         number = int(request.GET.get("page", "1"))

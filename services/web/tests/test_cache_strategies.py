@@ -76,13 +76,14 @@ def strategy(request, settings, db, tmp_path):
         **settings.CACHES,
         "default": cache_config(url),
         "html": cache_config(url, key_prefix="html", ignore_exceptions=True),
+        "list": cache_config(url, key_prefix="list"),  # SALE_LIST_CACHE_URL: any strategy
     }
     if request.param == "db":
         call_command("createcachetable", verbosity=0)  # rolled back with the test transaction
-    for alias in ("default", "html"):
+    for alias in ("default", "html", "list"):
         caches[alias].clear()
     yield Strategy(request.param, url, backend)
-    for alias in ("default", "html"):
+    for alias in ("default", "html", "list"):
         caches[alias].clear()
 
 
@@ -210,15 +211,15 @@ def test_sale_list_cache_page(strategy, client):
     assert _name_in(second, "Second sale") is (not strategy.stores)
 
 
-def test_sale_list_is_cached_in_the_html_alias(strategy, client):
+def test_sale_list_is_cached_in_the_list_alias(strategy, client):
     sale_services.sale_create(name="First sale", stock=5)
     client.get("/sales/")
     request = RequestFactory().get("/sales/")
-    stored = get_cache_key(request, key_prefix="page", method="GET", cache=caches["html"])
+    stored = get_cache_key(request, key_prefix="page", method="GET", cache=caches["list"])
     assert (stored is not None) is strategy.stores
     assert get_cache_key(request, key_prefix="page", method="GET", cache=caches["default"]) is None
     sale_services.sale_create(name="Second sale", stock=5)
-    caches["html"].clear()
+    caches["list"].clear()
     assert _name_in(client.get("/sales/"), "Second sale")
 
 
