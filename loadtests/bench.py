@@ -30,9 +30,7 @@ import os
 import platform
 import re
 import runpy
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,10 +46,9 @@ from port_for import get_port
 
 from loadtests import cpuload, storm, wrk
 from loadtests.cpuload import NOISY
-from loadtests.limits import RAISED_LIMITS
-from loadtests.rig import Rig
+from loadtests.rig import Rig, deployed_settings
 from tools import devservers
-from tools.stack import ROOT
+from tools.stack import ROOT, Process
 
 RESULTS = ROOT / "loadtests/results"
 GUNICORN_CONF = ROOT / "services/web/gunicorn.conf.py"
@@ -61,22 +58,6 @@ STRATEGIES = ("gate", "db-lock")
 STATIC_FILE = "/static/admin/img/icon-yes.svg"
 SETTLE_TIMEOUT = 60.0  # seconds to wait for the orders of a buy run to settle
 PAUSE = 1.0  # seconds between two runs: the previous run's connections close, the worker idles
-
-# Production settings, with what `make up` changes for plain HTTP on a laptop (.env.example):
-# DEBUG off, the manifest static storage, no debug toolbar of any kind. local.py turns DEBUG on
-# (Django then keeps every SQL query of a request) and test.py looks static files up per
-# request: both would measure something nobody deploys.
-SETTINGS = {
-    "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "SECURE_SSL_REDIRECT": "false",
-    "SECURE_HSTS_SECONDS": "0",
-    "SESSION_COOKIE_SECURE": "false",
-    "CSRF_COOKIE_SECURE": "false",
-    "GUNICORN_MAX_REQUESTS": "0",
-    "SMS_BACKEND": "file",
-    "LOG_LEVEL": "INFO",
-    **RAISED_LIMITS,
-}
 
 
 @dataclass(frozen=True)
@@ -264,7 +245,7 @@ def select(only: list[str] | None, strategies: list[str]) -> list[Scenario]:
 
 
 def bench(workdir: Path, scenarios: list[Scenario], args: argparse.Namespace) -> dict:
-    settings = dict(SETTINGS, SECRET_KEY=secrets.token_urlsafe(50))
+    settings = deployed_settings()
     strategies = list(dict.fromkeys(s.strategy for s in scenarios if s.strategy))
     if strategies:
         settings["BUY_STRATEGY"] = strategies[0]
@@ -277,8 +258,8 @@ def bench(workdir: Path, scenarios: list[Scenario], args: argparse.Namespace) ->
             "gunicorn": describe_gunicorn(r),
             "settings": {
                 k: r.env[k]
-                for k in (*SETTINGS, "CACHE_URL", "GUNICORN_WORKERS", "CELERY_WORKER_CONCURRENCY")
-                if k in r.env
+                for k in (*settings, "CACHE_URL", "GUNICORN_WORKERS", "CELERY_WORKER_CONCURRENCY")
+                if k in r.env and k != "SECRET_KEY"
             },
             "generator": {
                 "tool": "wrk",
@@ -468,24 +449,12 @@ def bare_django(r: Rig) -> Iterator[str]:
     }
     gunicorn = devservers.which("gunicorn", str(Path(sys.executable).parent))
     command = [gunicorn, "--config", str(GUNICORN_CONF), "--chdir", str(BARE)]
-    with open(r.dir / "bare.log", "ab") as log:
-        proc = subprocess.Popen(
-            [*command, "barebench.wsgi:application"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    bare = Process("bare", env, r.dir, "Listening at", [*command, "barebench.wsgi:application"])
+    bare.start(timeout=30)
     try:
-        devservers.wait_for_port(port, timeout=30)
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        bare.stop()
 
 
 # -- what ran where -------------------------------------------------------------------------------

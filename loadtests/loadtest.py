@@ -23,7 +23,6 @@ import json
 import math
 import os
 import resource
-import secrets
 import shutil
 import signal
 import subprocess
@@ -38,8 +37,7 @@ from pathlib import Path
 import psycopg
 from port_for import get_port
 
-from loadtests.limits import RAISED_LIMITS
-from loadtests.rig import Rig
+from loadtests.rig import Rig, deployed_settings
 from tools.stack import ROOT
 
 SETTLE_TARGET = 3.0  # seconds from the storm's last answer to the last order settled
@@ -53,25 +51,6 @@ FINISHED = {"confirmed", "failed", "sold_out", "already_bought"}
 CPU_WARNINGS = ("CPU usage above", "CPU usage threshold was exceeded", "CPU usage was too high")
 
 
-def stack_settings() -> dict[str, str]:
-    """The deployed configuration (production settings: DEBUG off, hashed static files,
-    sessions and stock in Redis, the page cache in the rig's Redis), on plain HTTP like
-    .env.example's laptop, with the SMS codes in a file and the rate limits raised: every buyer
-    comes from 127.0.0.1."""
-    return {
-        **RAISED_LIMITS,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECURE_SSL_REDIRECT": "false",
-        "SECURE_HSTS_SECONDS": "0",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "SMS_BACKEND": "file",
-        "GUNICORN_MAX_REQUESTS": "0",  # no worker recycled in the middle of the storm
-        "LOG_LEVEL": "INFO",  # the rig waits for the worker's "ready." line
-    }
-
-
 Tamper = Callable[[Rig, int, list[str]], list[str]]  # (rig, sale, tokens) -> tokens to check
 
 
@@ -82,7 +61,7 @@ def run(opts: argparse.Namespace, *, tamper: Tamper | None = None) -> dict:
     time_limit = opts.time_limit or starts_in + 120
     with (
         tempfile.TemporaryDirectory(prefix="qbuy-loadtest-") as tmp,
-        Rig(Path(tmp), settings=stack_settings(), nginx=True) as r,
+        Rig(Path(tmp), settings=deployed_settings(), nginx=True) as r,
     ):
         made = r.manage(
             "create_sale",

@@ -9,6 +9,7 @@ exited after a second, as compose's restart policy, Kubernetes or `make local` w
 """
 
 import json
+import secrets
 import subprocess
 import sys
 import threading
@@ -19,12 +20,33 @@ from pathlib import Path
 import psycopg
 from port_for import get_port
 
+from loadtests.limits import RAISED_LIMITS
 from loadtests.pgproxy import PgProxy
 from tools import devservers
 from tools.local import render_nginx
 from tools.stack import ROOT, Process, base_env
 
 READY = {"web": "Listening at", "worker": " ready.", "beat": "beat: Starting"}
+
+
+def deployed_settings() -> dict[str, str]:
+    """What `make up` runs (production settings: DEBUG off, hashed static files), on plain HTTP
+    like .env.example's laptop, with a fresh SECRET_KEY, the SMS codes in a file, no worker
+    recycled mid-run and the rate limits raised (every client is 127.0.0.1). local.py turns
+    DEBUG on (Django then keeps every SQL query) and test.py looks static files up per request:
+    both would measure something nobody deploys."""
+    return {
+        **RAISED_LIMITS,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "SMS_BACKEND": "file",
+        "GUNICORN_MAX_REQUESTS": "0",
+        "LOG_LEVEL": "INFO",  # the rig waits for the worker's "ready." line
+    }
 
 
 class Nginx:

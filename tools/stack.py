@@ -27,8 +27,12 @@ def base_env(**overrides: str) -> dict:
 class Process:
     """One entry script, its output in a log file, waited for by a line it prints."""
 
-    def __init__(self, name: str, env: dict, log_dir: Path, ready: str):
+    def __init__(
+        self, name: str, env: dict, log_dir: Path, ready: str, command: list[str] | None = None
+    ):
+        """``command``: what to run instead of the entry script named ``name``."""
         self.name, self.env, self.ready = name, env, ready
+        self.command = command or [str(SCRIPTS[name])]
         self.log = log_dir / f"{name}.log"
         self.proc = None
 
@@ -36,7 +40,7 @@ class Process:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(SCRIPTS[self.name])],
+                self.command,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
