@@ -14,15 +14,12 @@ from qbuy_core.signals import sms_code_issued
 
 from .models import User
 from .phone import normalize_phone
+from .ratelimit import Limit
+from .ratelimit import RateLimited as RateLimited  # raised by the services; views catch it here
 
 
 class InvalidPhone(Exception):
     pass
-
-
-@dataclass
-class RateLimited(Exception):
-    retry_after: int
 
 
 @dataclass
@@ -47,13 +44,7 @@ def _take_phone_slot(phone: str) -> None:
 
 
 def _count_ip_send(ip: str) -> None:
-    # Fixed one-hour windows: simple, and an attacker gains at most one extra window's worth.
-    window = int(time.time()) // 3600
-    key = f"sms:ip:{ip}:{window}"
-    cache = _limits_cache()
-    cache.add(key, 0, timeout=3600)
-    if cache.incr(key) > settings.SMS_IP_HOURLY_LIMIT:
-        raise RateLimited(retry_after=max(1, (window + 1) * 3600 - int(time.time())))
+    Limit("sms-ip", settings.SMS_IP_HOURLY_LIMIT, 3600).hit(ip)
 
 
 def generate_code(length: int) -> str:
