@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.template.response import TemplateResponse
@@ -8,9 +9,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from common.http import ApiError, api_view, json_body, require_user
+from qbuy_core.sms import SmsDeliveryError
 
 from . import services
 from .forms import CodeForm, PhoneForm
+from .sessions import user_logout_everywhere
 
 
 def client_ip(request) -> str:
@@ -43,7 +46,17 @@ def request_code(request):
         )
         response["Retry-After"] = str(limited.retry_after)
         return response
+    except SmsDeliveryError:
+        return sms_unavailable()
     return JsonResponse({"sent": True, "expires_in": settings.SMS_CODE_TTL}, status=202)
+
+
+def sms_unavailable() -> JsonResponse:
+    """The provider failed (qbuy_core.sms): the client's fault is nothing, so 503, not 500."""
+    retry_after = settings.SMS_UNAVAILABLE_RETRY_AFTER
+    response = JsonResponse({"error": "sms_unavailable", "retry_after": retry_after}, status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 @api_view("POST")
@@ -63,6 +76,15 @@ def api_login(request):
 
 @api_view("POST")
 def api_logout(request):
+    logout(request)
+    return HttpResponse(status=204)
+
+
+@api_view("POST")
+def api_logout_all(request):
+    """Every session of the user ends, on every device, this one included."""
+    require_user(request)
+    user_logout_everywhere(user=request.user)
     logout(request)
     return HttpResponse(status=204)
 
@@ -106,9 +128,33 @@ def login_page(request):
                 phone_form.add_error(
                     "phone", f"Too many codes: try again in {limited.retry_after} s."
                 )
+            except SmsDeliveryError:
+                phone_form.add_error(
+                    "phone",
+                    "We could not send the SMS just now: try again in"
+                    f" {settings.SMS_UNAVAILABLE_RETRY_AFTER} s.",
+                )
             else:
                 code_form = CodeForm(initial={"phone": phone})
     elif request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     context = {"phone_form": phone_form, "code_form": code_form, "next": next_url}
     return TemplateResponse(request, "accounts/login.html", context)
+
+
+@never_cache
+@login_required
+def account_page(request):
+    """The user's own page (never cached): the phone, log out, and log out everywhere."""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action not in ("logout", "logout-all"):
+            context = {"error": "Unknown action: use one of the buttons below."}
+            return TemplateResponse(request, "accounts/account.html", context, status=400)
+        if action == "logout-all":
+            user_logout_everywhere(user=request.user)
+        logout(request)
+        return HttpResponseRedirect("/login/")
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    return TemplateResponse(request, "accounts/account.html", {})

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.urls import is_valid_path
+from django.utils.cache import patch_cache_control
 from django.views.csrf import csrf_failure as django_csrf_failure
 
 from qbuy_core.middleware import unavailable_response
@@ -25,7 +26,12 @@ def json_error(status: int, error: str, **extra) -> JsonResponse:
 
 
 def api_view(*methods: str):
-    """Allow only ``methods`` (405 with a JSON body otherwise) and turn ApiError into JSON."""
+    """Allow only ``methods`` (405 with a JSON body otherwise) and turn ApiError into JSON.
+
+    An answer that read the session (the user, a login, a logout) is personal: no shared cache
+    (a CDN, a corporate proxy) may keep it, and no browser may store it on disk. Answers that
+    did not read it (the sale list, the buy endpoint's sold-out memo) stay cacheable as before.
+    """
 
     def decorator(view):
         @functools.wraps(view)
@@ -37,9 +43,13 @@ def api_view(*methods: str):
                     content_type="application/json",
                 )
             try:
-                return view(request, *args, **kwargs)
+                response = view(request, *args, **kwargs)
             except ApiError as exc:
-                return json_error(exc.status, exc.error, **exc.extra)
+                response = json_error(exc.status, exc.error, **exc.extra)
+            session = getattr(request, "session", None)
+            if session is not None and session.accessed:
+                patch_cache_control(response, private=True, no_store=True)
+            return response
 
         return wrapper
 

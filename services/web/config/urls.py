@@ -16,6 +16,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("login/", accounts_views.login_page, name="login"),
+    path("account/", accounts_views.account_page, name="account"),
     path("sales/", sales_views.sale_list, name="sale-list"),
     path("sales/<int:pk>/", sales_views.sale_detail, name="sale-detail"),
     path("api/auth/", include((auth_api, "auth"))),

@@ -99,7 +99,10 @@ SESSION_ENGINE = "qbuy_core.sessions"
 SESSION_CACHE_ALIAS = env("SESSION_CACHE_ALIAS", default="sessions")
 SESSION_COOKIE_NAME = "SESSION_ID"
 SESSION_COOKIE_PATH = "/"
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
+# One day, not Django's two weeks: a flash-sale buyer logs in shortly before the sale, and a
+# stolen cookie should not outlive it by long. Not renewed per request (that is a session write
+# on every buy); after a day the buyer logs in again.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=86400)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
@@ -114,6 +117,13 @@ SALES_PER_PAGE = env.int("SALES_PER_PAGE", default=20)
 # SMS login. Every limit is a setting so load tests from one address can raise them.
 SMS_BACKEND = env("SMS_BACKEND", default="console")
 SMS_FILE_PATH = env("SMS_FILE_PATH", default="")
+# SMS_BACKEND=webhook: the provider's HTTPS endpoint and bearer token (a Secret), and how long
+# a request may wait on it (the buyer waits too).
+SMS_WEBHOOK_URL = env("SMS_WEBHOOK_URL", default="")
+SMS_WEBHOOK_TOKEN = env("SMS_WEBHOOK_TOKEN", default="")
+SMS_WEBHOOK_TIMEOUT = env.float("SMS_WEBHOOK_TIMEOUT", default=5.0)
+# Seconds a client is told to wait (Retry-After of the 503) when the provider failed.
+SMS_UNAVAILABLE_RETRY_AFTER = env.int("SMS_UNAVAILABLE_RETRY_AFTER", default=30)
 SMS_CODE_CACHE = "codes"
 SMS_CODE_LENGTH = env.int("SMS_CODE_LENGTH", default=6)
 SMS_CODE_TTL = env.int("SMS_CODE_TTL", default=300)
