@@ -1,31 +1,72 @@
+from functools import wraps
+
 from django.conf import settings
 from django.core.paginator import EmptyPage
-from django.http import Http404, HttpResponseGone, JsonResponse
+from django.http import Http404, HttpResponseGone, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.views.decorators.cache import cache_page
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from common.http import ApiError, api_view, page_number, page_payload
+from qbuy_core.shared_page import shared_page
 
 from . import selectors
 from .models import Sale
 
 
-@require_safe
-@cache_page(timeout=settings.SALE_LIST_CACHE_TIMEOUT, cache="list", key_prefix="page")
-def sale_list(request):
+def _list_url(number: int) -> str:
+    """The one URL of a list page: /sales/ for the first, /sales/?page=N for the others."""
+    return reverse("sale-list") + (f"?page={number}" if number > 1 else "")
+
+
+def _list_page_number(request) -> int:
     try:
         number = int(request.GET.get("page", "1"))
+    except ValueError:
+        raise Http404("No such page") from None
+    if number < 1:
+        raise Http404("No such page")
+    return number
+
+
+def canonical_list_query(view):
+    """301 any other spelling of a list page (?page=01, ?page=1, ?utm=..., a repeated page) to
+    its one URL, before the cache: the cache keys on the page number alone, so whatever else the
+    query said must not reach a page stored under that number."""
+
+    @wraps(view)
+    def wrapped(request):
+        number = _list_page_number(request)
+        if request.get_full_path() != _list_url(number):
+            return HttpResponsePermanentRedirect(_list_url(number))
+        return view(request, number=number)
+
+    return wrapped
+
+
+@require_safe
+@canonical_list_query
+@shared_page(
+    cache="list",
+    timeout=settings.SALE_LIST_CACHE_TIMEOUT,
+    key=lambda request, *, number: f"page={number}",
+)
+def sale_list(request, *, number: int):
+    try:
         page = selectors.sale_page(number=number)
-    except (ValueError, EmptyPage):
+    except EmptyPage:
         raise Http404("No such page") from None
     return TemplateResponse(request, "sales/sale_list.html", {"page": page})
 
 
 @require_safe
 def sale_detail(request, pk: int):
+    # <int:pk> also matches /sales/01/: one URL per sale, the one the page cache stores and
+    # invalidation drops (qbuy_core.page_cache.is_canonical).
+    if request.path != reverse("sale-detail", args=[pk]):
+        return HttpResponsePermanentRedirect(reverse("sale-detail", args=[pk]))
     sale = get_object_or_404(Sale.objects.select_related("product"), pk=pk)
     if sale.state() == "ended":
         return HttpResponseGone(render_to_string("sales/sale_ended.html", {"sale": sale}))

@@ -437,3 +437,109 @@ def test_cached_page_footer_names_the_rendering_request(client, make_sale):
     assert hit["X-Page-Cache"] == "HIT"
     assert hit["X-Request-ID"] == "second"
     assert b"rendered by request first" in hit.content
+
+
+# --- a hit only after the host check and the HTTPS redirect --------------------------------
+
+
+@pytest.fixture
+def https_only(settings):
+    """Production's HTTPS settings (config/settings/production.py)."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.ALLOWED_HOSTS = ["qbuy.example.com"]
+
+
+def test_plain_http_to_a_cached_page_is_redirected_not_served(https_only, make_sale):
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    client = Client(HTTP_HOST="qbuy.example.com")
+    assert client.get(url, secure=True)["X-Page-Cache"] == "MISS"
+    assert client.get(url, secure=True)["X-Page-Cache"] == "HIT"
+    plain = client.get(url)
+    assert plain.status_code == 301
+    assert plain["Location"] == f"https://qbuy.example.com{url}"
+    assert "X-Page-Cache" not in plain
+
+
+def test_a_cached_page_is_not_served_to_a_host_outside_allowed_hosts(https_only, make_sale):
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    assert Client(HTTP_HOST="qbuy.example.com").get(url, secure=True).status_code == 200
+    evil = Client(HTTP_HOST="evil.example").get(url, secure=True)
+    assert evil.status_code == 400
+    assert "X-Page-Cache" not in evil
+    assert b"Kettle" not in evil.content
+
+
+# --- only canonical paths are stored ---------------------------------------------------------
+
+
+def test_sale_page_under_another_spelling_is_redirected_and_never_stored(client, make_sale):
+    sale = make_sale(name="Kettle")
+    canonical = f"/sales/{sale.pk}/"
+    for alias in (f"/sales/0{sale.pk}/", f"/sales/000{sale.pk}/"):
+        response = client.get(alias)
+        assert response.status_code == 301
+        assert response["Location"] == canonical
+        assert _stored(alias) is None
+    assert client.get(canonical)["X-Page-Cache"] == "MISS"
+    # Invalidation drops the one stored copy: no alias keeps the old page for the timeout.
+    sale.name = "Copper Kettle"
+    sale.save()
+    assert _stored(canonical) is None
+    assert b"Copper Kettle" in client.get(canonical).content
+
+
+@URLS
+def test_non_canonical_path_of_a_cached_route_is_not_stored(client):
+    aliased = client.get("/cached/n/007/")
+    assert aliased.content == b"numbered render 1 GET 7"
+    assert "X-Page-Cache" not in aliased
+    assert _stored("/cached/n/007/") is None
+    assert client.get("/cached/n/7/")["X-Page-Cache"] == "MISS"
+    assert client.get("/cached/n/7/")["X-Page-Cache"] == "HIT"
+
+
+@URLS
+def test_unnamed_route_is_not_stored_since_it_cannot_be_invalidated(client, settings):
+    settings.QBUY_PAGE_CACHE = {**settings.QBUY_PAGE_CACHE, "PATHS": [r"^/cached/stream"]}
+    assert not page_cache.is_canonical(RequestFactory().get("/cached/stream/"))
+    assert page_cache.is_canonical(RequestFactory().get("/cached/public/"))
+    assert not page_cache.is_canonical(RequestFactory().get("/no/such/route/"))
+
+
+# --- @shared_page: a page that touches the session or the CSRF token is never shared ----------
+
+
+@URLS
+def test_shared_page_is_stored_once_for_everyone(client, buyer):
+    assert Client().get("/shared/public/").content == b"the same for all"
+    client.force_login(buyer)
+    assert client.get("/shared/public/").content == b"the same for all"
+    assert urls_middleware.CALLS["shared-public"] == 1
+
+
+@URLS
+def test_shared_page_that_reads_the_user_is_not_stored_and_says_so(client, buyer, caplog):
+    client.force_login(buyer)
+    with caplog.at_level(logging.ERROR, logger="qbuy.page_cache"):
+        mine = client.get("/shared/whoami/")
+    assert mine.content == f"whoami: {buyer.phone}".encode()
+    assert [
+        r.getMessage().split(":")[0] for r in caplog.records if r.name == "qbuy.page_cache"
+    ] == ["shared_whoami touched the session"]
+    anonymous = Client().get("/shared/whoami/")
+    assert anonymous.content == b"whoami: AnonymousUser"
+    assert urls_middleware.CALLS["shared-whoami"] == 2
+
+
+@URLS
+def test_shared_page_with_a_csrf_token_is_not_stored(client, caplog):
+    with caplog.at_level(logging.ERROR, logger="qbuy.page_cache"):
+        first = client.get("/shared/form/")
+    token = re.search(rb'value="([^"]+)"', first.content).group(1)
+    second = Client().get("/shared/form/")
+    assert token not in second.content
+    assert urls_middleware.CALLS["shared-form"] == 2
+    assert any("csrf token" in r.getMessage() for r in caplog.records)

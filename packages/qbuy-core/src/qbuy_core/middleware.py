@@ -4,9 +4,15 @@ Order matters (see MIDDLEWARE in config/settings/base.py):
 
 * ``RequestMetaMiddleware`` goes first so that every response, cached or not, carries its
   request id and timing, and so that its ``process_exception`` sees errors from every view.
-* ``PathCacheMiddleware`` goes right after it and before SessionMiddleware: on the way out it
-  sees the ``Vary: Cookie`` and ``Set-Cookie`` that sessions and CSRF add, which is how it knows
-  a response belongs to one user and must not be stored.
+* ``csp.middleware.CSPMiddleware`` next, so that hits carry the policy too (it is added on the
+  way out, never stored with a page).
+* ``SecurityMiddleware`` before the page cache: the HTTPS redirect (SECURE_SSL_REDIRECT) has its
+  say before a hit is served, so a plain-HTTP request to a cached page gets the 301, not the page.
+* ``PathCacheMiddleware`` after it and before SessionMiddleware: on the way out it sees the
+  ``Vary: Cookie`` and ``Set-Cookie`` that sessions and CSRF add, which is how it knows a response
+  belongs to one user and must not be stored. It validates the host itself (ALLOWED_HOSTS) before
+  serving a hit: SecurityMiddleware only reads the host when it redirects, and everything else
+  that does (CommonMiddleware, CSRF) runs after a hit has been answered.
 
 An outage (qbuy_core.outage: Redis or Postgres unreachable) raised by a view, a template or the
 session engine is answered 503 with ``Retry-After`` by ``RequestMetaMiddleware``: JSON under
@@ -140,6 +146,9 @@ class PathCacheMiddleware:
     caches every path; this one caches only the configured paths (regexes), reads one key,
     and never stores a response that sets a cookie, varies on the cookie or is private: those
     belong to one user (DESIGN.md invariant 4). Model receivers drop the keys (page_cache.drop).
+    Only a path that is its own canonical form is stored (page_cache.is_canonical): the
+    receivers drop the paths reverse() builds, so /sales/01/ stored beside /sales/1/ would
+    outlive every invalidation.
     """
 
     def __init__(self, get_response):
@@ -157,13 +166,20 @@ class PathCacheMiddleware:
     def __call__(self, request):
         if not self._cacheable_request(request):
             return self.get_response(request)
+        # Raises DisallowedHost (a 400) for a host outside ALLOWED_HOSTS: nothing later would
+        # check it before a hit is answered (see the module docstring).
+        request.get_host()
         cache = caches[self.alias]
         key = page_cache.key(request.path)
         entry = cache.get(key)
         if entry is not None:
             return self._from_entry(entry, head=request.method == "HEAD")
         response = self.get_response(request)
-        if request.method == "GET" and self._cacheable_response(response):
+        if (
+            request.method == "GET"
+            and self._cacheable_response(response)
+            and page_cache.is_canonical(request)
+        ):
             cache.set(key, self._to_entry(response), self.timeout)
             response["X-Page-Cache"] = "MISS"
         return response

@@ -33,8 +33,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # qbuy_core.middleware explains this order.
     "qbuy_core.middleware.RequestMetaMiddleware",
-    "qbuy_core.middleware.PathCacheMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "qbuy_core.middleware.PathCacheMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -61,7 +61,7 @@ def test_list_pages(api, five_sales):
 @pytest.mark.parametrize("number", [1, 2, 3])
 def test_list_matches_the_html_page(api, client, five_sales, number):
     body = api.get(f"/api/sales/?page={number}").json()
-    html = client.get(f"/sales/?page={number}").content.decode()
+    html = client.get(f"/sales/?page={number}", follow=True).content.decode()
     assert f'data-page="{body["page"]["number"]}"' in html
     assert f"page {number} of {body['page']['num_pages']}" in html
     assert ('rel="next"' in html) is body["page"]["has_next"]

@@ -1,5 +1,6 @@
 import pytest
 from django.core.cache import caches
+from django.test import Client
 
 from sales.models import Sale
 
@@ -32,7 +33,7 @@ def test_list_middle_page(client, five_sales):
     html = _page(client, "?page=2")
     assert 'data-page="2"' in html
     assert "page 2 of 3" in html
-    assert 'rel="prev" href="?page=1"' in html
+    assert 'rel="prev" href="/sales/"' in html  # page 1's one URL, not ?page=1 (a 301)
     assert 'rel="next" href="?page=3"' in html
     assert "Sale 2" in html and "Sale 1" in html
     assert "Sale 3" not in html and "Sale 0" not in html
@@ -107,3 +108,58 @@ def test_detail_of_a_missing_sale_is_404(client, db):
 def test_detail_rejects_post(client, make_sale):
     sale = make_sale()
     assert client.post(f"/sales/{sale.pk}/").status_code == 405
+
+
+# --- the list's cache: one entry per real page, never one visitor's -------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "location"),
+    [
+        ("?utm_source=x", "/sales/"),
+        ("?page=1", "/sales/"),
+        ("?page=01", "/sales/"),
+        ("?page=2&utm_source=x", "/sales/?page=2"),
+        ("?utm_source=x&page=2", "/sales/?page=2"),
+        ("?page=002", "/sales/?page=2"),
+        ("?page=3&page=2", "/sales/?page=2"),
+        ("?page=+3", "/sales/?page=3"),
+    ],
+)
+def test_list_under_another_spelling_is_redirected_to_its_one_url(
+    client, five_sales, query, location
+):
+    response = client.get(f"/sales/{query}")
+    assert response.status_code == 301
+    assert response["Location"] == location
+
+
+def test_list_keys_are_bounded_by_the_real_pages(client, five_sales):
+    stored = caches["list"]
+    for n in range(200):
+        client.get(f"/sales/?bench={n}", follow=True)
+        client.get(f"/sales/?page={n % 5}")
+    assert client.get("/sales/?page=3").status_code == 200
+    # page=1 is /sales/, pages 2 and 3 their own; 0, 4 and up are 404s, never stored.
+    keys = sorted(k for k in stored._cache if "qbuy.shared:" in k)  # locmem's own dict
+    assert [k.rsplit(":", 1)[1] for k in keys] == ["page=1", "page=2", "page=3"]
+
+
+def test_list_rendered_for_a_logged_in_buyer_does_not_touch_the_session(client, buyer, five_sales):
+    """The list is stored once for everyone (@shared_page): its template must not read the user,
+    the session or a CSRF token, or the page stops being cached (and an error is logged)."""
+    client.force_login(buyer)
+    mine = client.get("/sales/")
+    assert not mine.wsgi_request.session.accessed
+    assert not mine.wsgi_request.META.get("CSRF_COOKIE_NEEDS_UPDATE")
+    caches["list"].clear()
+    assert client.get("/sales/?page=2").status_code == 200
+    assert Client().get("/sales/?page=2").content == client.get("/sales/?page=2").content
+
+
+def test_list_hit_is_served_to_another_visitor(client, buyer, make_sale):
+    make_sale(name="First")
+    client.force_login(buyer)
+    assert "First" in _page(client)
+    make_sale(name="Second")
+    assert "Second" not in Client().get("/sales/").content.decode()
