@@ -3,9 +3,10 @@
 
 Postgres and Redis are new and empty for each Rig; web (gunicorn), the `-P gevent` worker and
 beat run with ``settings`` on top of the environment; nginx (deploy/nginx.conf rendered by the
-same script compose runs) is in front when asked for. The page cache is in Redis, as compose and
-Kubernetes run it, unless ``settings`` set CACHE_URL. ``supervise`` restarts a process that
-exited after a second, as compose's restart policy, Kubernetes or `make local` would.
+same script compose runs) is in front when asked for. The page cache is in a second Redis
+(allkeys-lru), as compose and Kubernetes run it, unless ``settings`` set CACHE_URL.
+``supervise`` restarts a process that exited after a second, as compose's restart policy,
+Kubernetes or `make local` would.
 """
 
 import json
@@ -108,6 +109,9 @@ class Rig:
         self.settings = settings
         self.postgres = devservers.Postgres()
         self.redis = devservers.Redis(aof=redis_aof)
+        # compose's and Kubernetes' page cache: its own Redis (allkeys-lru), unless the settings
+        # choose another strategy (the fault suite's locmem).
+        self.redis_cache = None if "CACHE_URL" in settings else devservers.RedisCache()
         self.concurrency = concurrency
         self.proxy: PgProxy | None = None
         self.web_through_proxy = web_through_proxy
@@ -132,11 +136,12 @@ class Rig:
     def _start_all(self) -> None:
         self.postgres.start()
         self.redis.start()
+        pages = {}
+        if self.redis_cache is not None:
+            pages["CACHE_URL"] = self.redis_cache.start().url
         self.web_port = get_port(None)
         self.env = base_env(
-            # compose's and Kubernetes' cache configuration (the pages in Redis), unless the
-            # settings choose another strategy.
-            **{"CACHE_URL": self.redis.url.rsplit("/", 1)[0] + "/1", **self.settings},
+            **{**pages, **self.settings},
             DATABASE_URL=self.postgres.url,
             REDIS_URL=self.redis.url,
             SMS_FILE_PATH=str(self.dir / "sms.jsonl"),
@@ -171,7 +176,7 @@ class Rig:
         with self.lock:
             for proc in [*self.extra, *reversed(self.processes.values())]:
                 proc.stop()
-        for part in (self.nginx, self.proxy, self.redis, self.postgres):
+        for part in (self.nginx, self.proxy, self.redis_cache, self.redis, self.postgres):
             if part is not None:
                 part.stop()
 

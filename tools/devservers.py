@@ -96,10 +96,21 @@ class Server:
 class Redis(Server):
     name = "redis"
 
-    def __init__(self, data_dir: Path | None = None, *, aof: bool = False):
-        """``aof``: append-only file on, as compose runs Redis (a restart keeps the data)."""
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        aof: bool = False,
+        maxmemory: str = "0",
+        policy: str = "noeviction",
+    ):
+        """``aof``: append-only file on, as compose runs Redis (a restart keeps the data).
+        ``maxmemory`` ("0": no limit) and ``policy``: the state Redis never evicts (RedisCache
+        is the one that does)."""
         super().__init__(data_dir)
         self.aof = aof
+        self.maxmemory = maxmemory
+        self.policy = policy
 
     def command(self):
         return [
@@ -112,6 +123,10 @@ class Redis(Server):
             "",
             "--appendonly",
             "yes" if self.aof else "no",
+            "--maxmemory",
+            self.maxmemory,
+            "--maxmemory-policy",
+            self.policy,
             "--dir",
             str(self.dir),
         ]
@@ -119,6 +134,17 @@ class Redis(Server):
     @property
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
+
+
+class RedisCache(Redis):
+    """The pages' own Redis, as compose's redis-cache: full, it evicts the least recently used
+    page (allkeys-lru), and it keeps nothing across restarts. Never the state Redis: a maxmemory
+    policy is per instance, and that one must never evict a session, a code or a queued order."""
+
+    name = "redis-cache"
+
+    def __init__(self, data_dir: Path | None = None, *, maxmemory: str = "96mb"):
+        super().__init__(data_dir, maxmemory=maxmemory, policy="allkeys-lru")
 
 
 class Memcached(Server):

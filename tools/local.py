@@ -3,8 +3,9 @@
 nginx (:8080, deploy/nginx.conf) -> gunicorn, plus the Celery worker (gevent), beat and Flower
 (127.0.0.1:5555, with a password printed at start), each started by the same entry script its
 container runs. REDIS_URL / DATABASE_URL are used when set; otherwise throwaway servers keep
-their data under .local/. The caches are those compose and Kubernetes run: the pages in Redis
-(database 1), shared by every process, so the worker's invalidation reaches the web workers.
+their data under .local/. The caches are those compose and Kubernetes run: the pages in their
+own Redis (allkeys-lru, as compose's redis-cache), shared by every process, so the worker's
+invalidation reaches the web workers, and never in the state Redis, which must not evict.
 """
 
 import contextlib
@@ -67,7 +68,9 @@ def main() -> int:
         if not env.get("REDIS_URL"):
             servers.append(devservers.Redis(DATA).start())
             env["REDIS_URL"] = servers[-1].url
-        env["CACHE_URL"] = shared_cache_url(env)
+        if not shared_cache_url(env):
+            servers.append(devservers.RedisCache(DATA).start())
+            env["CACHE_URL"] = servers[-1].url
         env.setdefault("GUNICORN_BIND", f"127.0.0.1:{WEB_PORT}")
         env.setdefault("GUNICORN_WORKERS", "3")
         # nginx is in front and sets X-Real-IP to the address it saw; Django's own peer is nginx.
@@ -88,7 +91,7 @@ def main() -> int:
             "CSRF_TRUSTED_ORIGINS", f"http://localhost:{NGINX_PORT},http://127.0.0.1:{NGINX_PORT}"
         )
         # For manage.py in another terminal: `set -a; . .local/env; set +a`.
-        urls = {k: env[k] for k in ("DATABASE_URL", "REDIS_URL")}
+        urls = {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "CACHE_URL")}
         (DATA / "env").write_text("".join(f"{k}={v}\n" for k, v in urls.items()))
         manage = [sys.executable, "manage.py"]
         web_dir = ROOT / "services/web"
@@ -116,13 +119,13 @@ def main() -> int:
 def shared_cache_url(env: dict) -> str:
     """CACHE_URL for a stack of several processes: the one given, unless it is per-process
     memory, which the worker's page_cache.drop could not clear in the web workers (they would
-    serve a sold-out sale as open until the entry expired)."""
+    serve a sold-out sale as open until the entry expired). "" when a page Redis is needed."""
     given = env.get("CACHE_URL", "")
     if given and not given.startswith("locmemcache:"):
         return given
     if given:
         print(f"qbuy: CACHE_URL={given} is per process; the pages go to Redis instead", flush=True)
-    return env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+    return ""
 
 
 # Seconds before restarting a process that exited, by how many times in a row it has; one

@@ -2,7 +2,6 @@
 
 import secrets
 import time
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -22,13 +21,9 @@ class InvalidPhone(Exception):
     pass
 
 
-@dataclass
-class WrongCode(Exception):
-    attempts_left: int
-
-
-class DeadCode(Exception):
-    """No live code for that phone: never sent, expired, used, or too many wrong tries."""
+class InvalidCode(Exception):
+    """Wrong, expired, used, never sent or dead from too many tries: one answer for all, so the
+    answer does not tell a stranger whether a phone has a live code."""
 
 
 def _limits_cache():
@@ -59,28 +54,57 @@ def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
     _count_ip_send(ip)
     _take_phone_slot(normalized)
     code = generate_code(settings.SMS_CODE_LENGTH)
-    sms_code_issued.send(sender=sender or sms_code_request, path=path, phone=normalized, code=code)
+    sms_code_issued.send(
+        sender=sender or sms_code_request, path=path, phone=normalized, code=code, ip=ip
+    )
     return normalized
 
 
 @transaction.atomic
-def sms_code_login(*, phone: str, code: str) -> User:
+def sms_code_login(*, phone: str, code: str, ip: str) -> User:
     """The user for a right code (created on first login).
 
-    Raises InvalidPhone, WrongCode or DeadCode.
+    Guesses from the address that requested the code count against that code
+    (SMS_CODE_MAX_ATTEMPTS) and can kill it. Guesses from any other address never touch the code
+    but spend the phone's daily budget (LOGIN_PHONE_DAILY_FAILURES), a cooldown no new code
+    resets, so a stranger can neither burn the owner's code nor grind it down. Failures from one
+    address are limited across phones (LOGIN_IP_HOURLY_FAILURES). With no live code nothing is
+    compared and the phone is not charged: there is nothing to guess, burn or probe.
+
+    Raises InvalidPhone, InvalidCode or RateLimited.
     """
     normalized = normalize_phone(phone)
     if normalized is None:
         raise InvalidPhone(phone)
-    verdict, left = code_store.check(phone=normalized, code=code.strip())
-    if verdict is code_store.Verdict.DEAD:
-        raise DeadCode()
-    if verdict is code_store.Verdict.WRONG:
-        raise WrongCode(attempts_left=left)
+    _ip_failures().check(ip)
+    live = code_store.live(phone=normalized)
+    is_owner = live is not None and live.owner == ip
+    if not is_owner:
+        # Refused before the code exists too: a refusal only once a code is live would say so.
+        _phone_failures().check(normalized)
+    if live is None:
+        _ip_failures().hit(ip)
+        raise InvalidCode()
+    if not is_owner:
+        # Counted before comparing, so concurrent guesses cannot overshoot the budget; a right
+        # code from another address (asked on Wi-Fi, typed on mobile data) costs one too.
+        _phone_failures().hit(normalized)
+    verdict = code_store.check(phone=normalized, code=code.strip(), counted=is_owner)
+    if verdict is not code_store.Verdict.OK:
+        _ip_failures().hit(ip)
+        raise InvalidCode()
     user, _ = User.objects.get_or_create(
         phone=normalized,
         defaults={"password": make_password(None)},  # unusable: SMS only
     )
     if not user.is_active:
-        raise DeadCode()
+        raise InvalidCode()
     return user
+
+
+def _ip_failures() -> Limit:
+    return Limit("login-ip", settings.LOGIN_IP_HOURLY_FAILURES, 3600)
+
+
+def _phone_failures() -> Limit:
+    return Limit("login-phone", settings.LOGIN_PHONE_DAILY_FAILURES, 86400)

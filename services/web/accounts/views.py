@@ -15,6 +15,9 @@ from . import services
 from .forms import CodeForm, PhoneForm
 from .sessions import user_logout_everywhere
 
+# Wrong, expired, used or never sent: one answer (accounts.services.InvalidCode says why).
+INVALID_CODE = "wrong or expired code: check it, or request a new one"
+
 
 def client_ip(request) -> str:
     return request.META.get(settings.CLIENT_IP_META) or request.META.get("REMOTE_ADDR", "")
@@ -63,13 +66,19 @@ def sms_unavailable() -> JsonResponse:
 def api_login(request):
     data = json_body(request, "phone", "code")
     try:
-        user = services.sms_code_login(phone=data["phone"], code=data["code"])
+        user = services.sms_code_login(
+            phone=data["phone"], code=data["code"], ip=client_ip(request)
+        )
     except services.InvalidPhone:
         raise ApiError(400, "invalid_phone", detail="use E.164, e.g. +15551234567") from None
-    except services.WrongCode as wrong:
-        raise ApiError(400, "wrong_code", attempts_left=wrong.attempts_left) from None
-    except services.DeadCode:
-        raise ApiError(403, "code_expired", detail="request a new code") from None
+    except services.InvalidCode:
+        raise ApiError(400, "invalid_code", detail=INVALID_CODE) from None
+    except services.RateLimited as limited:
+        response = JsonResponse(
+            {"error": "rate_limited", "retry_after": limited.retry_after}, status=429
+        )
+        response["Retry-After"] = str(limited.retry_after)
+        return response
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return JsonResponse({"user": user_payload(user)})
 
@@ -106,11 +115,13 @@ def login_page(request):
         code_form = CodeForm(request.POST)
         if code_form.is_valid():
             try:
-                user = services.sms_code_login(**code_form.cleaned_data)
-            except services.WrongCode as wrong:
-                code_form.add_error("code", f"Wrong code: {wrong.attempts_left} tries left.")
-            except (services.DeadCode, services.InvalidPhone):
-                code_form.add_error("code", "This code is no longer valid: request a new one.")
+                user = services.sms_code_login(**code_form.cleaned_data, ip=client_ip(request))
+            except (services.InvalidCode, services.InvalidPhone):
+                code_form.add_error("code", INVALID_CODE.capitalize() + ".")
+            except services.RateLimited as limited:
+                code_form.add_error(
+                    "code", f"Too many tries: try again in {limited.retry_after} s."
+                )
             else:
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                 return HttpResponseRedirect(next_url)

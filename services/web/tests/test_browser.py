@@ -1,8 +1,18 @@
 """The pages as a person sees them: a real headless Chromium against a live server."""
 
+import re
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.test import Client
+
+from accounts.models import User
+
+from .chromium import Visit, visit
 
 # `make deps` installs Debian's chromium; a missing browser is a failure, not a skip.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
@@ -55,3 +65,79 @@ def test_login_form_renders_in_chromium(live_server, transactional_db):
     dom = render(f"{live_server.url}/login/")
     assert 'name="phone"' in dom
     assert 'name="csrfmiddlewaretoken"' in dom
+
+
+# --- Content-Security-Policy -------------------------------------------------------------------
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+# What the policy refuses in markup: inline <style>, style="", inline <script>, on*="" handlers.
+INLINE = re.compile(r"<style|\sstyle=|<script(?![^>]*\bsrc=)|\son[a-z]+=", re.IGNORECASE)
+
+
+def session_cookie(user) -> dict:
+    client = Client()
+    client.force_login(user)
+    return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+
+
+def assert_csp_holds(url: str, cookies: dict | None = None) -> Visit:
+    response = requests.get(url, cookies=cookies, timeout=10, allow_redirects=False)
+    assert response.status_code == 200, (url, response.status_code)
+    policy = response.headers.get("Content-Security-Policy")
+    assert policy, f"{url}: no Content-Security-Policy header"
+    assert "unsafe-inline" not in policy
+    page = visit(url, cookies=cookies, evaluate=[MAX_WIDTH])
+    assert page.csp_violations == [], f"{url}:\n" + "\n".join(page.csp_violations)
+    return page
+
+
+MAX_WIDTH = "getComputedStyle(document.body).maxWidth"
+
+
+def test_our_pages_satisfy_the_csp_in_chromium(live_server, transactional_db, make_sale):
+    sale = make_sale(name="Strict Kettle")
+    buyer = User.objects.create_user("+12015550123")
+    pages = {
+        "/sales/": None,
+        f"/sales/{sale.pk}/": None,
+        "/login/": None,
+        "/account/": session_cookie(buyer),
+    }
+    for path, cookies in pages.items():
+        page = assert_csp_holds(live_server.url + path, cookies)
+        # site.css applied (body { max-width: 48rem }): the stylesheet, not an inline <style>.
+        assert page.values[MAX_WIDTH] == "768px", path
+    assert "+12015550123" in page.html  # the account page, logged in
+
+
+def test_the_admin_satisfies_the_csp_in_chromium(live_server, transactional_db, make_sale):
+    sale = make_sale(name="Admin Kettle")
+    admin = User.objects.create_superuser("+12015550199", "a-long-enough-admin-password")
+    cookies = session_cookie(admin)
+    assert_csp_holds(f"{live_server.url}/admin/login/")
+    for path in (
+        "/admin/",
+        "/admin/accounts/user/",
+        f"/admin/accounts/user/{admin.pk}/change/",
+        "/admin/sales/sale/",
+        f"/admin/sales/sale/{sale.pk}/change/",
+        "/admin/sales/sale/add/",
+    ):
+        page = assert_csp_holds(live_server.url + path, cookies)
+        assert 'id="user-tools"' in page.html, path  # logged in, not the login form
+
+
+def test_a_violation_is_seen(live_server, transactional_db, settings):
+    """The check above can fail: an inline style under the same policy is reported."""
+    settings.ROOT_URLCONF = "tests.urls_inline_style"
+    page = visit(f"{live_server.url}/inline-style/")
+    assert any("style-src" in line for line in page.csp_violations), page.console
+
+
+def test_templates_have_no_inline_script_or_style():
+    offenders = [
+        f"{path.relative_to(TEMPLATES)}: {match.group(0)!r}"
+        for path in TEMPLATES.rglob("*.html")
+        for match in INLINE.finditer(path.read_text())
+    ]
+    assert offenders == []

@@ -23,6 +23,7 @@ from config.settings.caches import cache_config
 from qbuy_core import page_cache
 from sales import services as sale_services
 from sales.models import Sale
+from tools import devservers
 
 CACHE_TABLE = "qbuy_cache_table"
 REDIS_DB = 3  # the sessions and codes caches use db 0
@@ -381,3 +382,60 @@ def test_default_cache_does_not_hide_a_dead_redis(settings, dead_redis_url):
     settings.CACHES = {**settings.CACHES, "default": cache_config(dead_redis_url)}
     with pytest.raises(redis.exceptions.ConnectionError):
         caches["default"].get("k")
+
+
+# --- the pages' own Redis evicts; the state Redis never does ----------------------------------
+
+
+@pytest.fixture
+def small_redis():
+    """Throwaway Redis servers of 4 MB, as compose runs them (tools/devservers.py)."""
+    started = []
+
+    def start(server):
+        started.append(server.start())
+        return server, redis.Redis.from_url(server.url)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _fill(cache, megabytes: int) -> None:
+    """Pages nobody asks for again: megabytes of 8 KB entries."""
+    for n in range(megabytes * 128):
+        cache.set(f"filler-{n}", "x" * 8192, 600)
+
+
+def test_a_full_page_cache_evicts_pages_and_qbuy_keeps_serving(small_redis, settings, client, sale):
+    server, raw = small_redis(devservers.RedisCache(maxmemory="4mb"))
+    settings.CACHES = {
+        **settings.CACHES,
+        "html": cache_config(server.url, key_prefix="html", ignore_exceptions=True),
+    }
+    assert raw.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    url = f"/sales/{sale.pk}/"
+    assert client.get(url)["X-Page-Cache"] == "MISS"
+    assert client.get(url)["X-Page-Cache"] == "HIT"
+
+    _fill(caches["html"], 16)  # four times maxmemory: every write is accepted
+
+    info = raw.info()
+    assert info["evicted_keys"] > 0
+    assert info["used_memory"] <= 4 * 1024 * 1024
+    assert raw.dbsize() < 16 * 128
+    assert caches["html"].get(page_cache.key(url)) is None  # the oldest page went first
+    again = client.get(url)
+    assert (again.status_code, again["X-Page-Cache"]) == (200, "MISS")
+    assert client.get(url)["X-Page-Cache"] == "HIT"
+
+
+def test_a_full_state_redis_refuses_writes_and_keeps_every_key(small_redis):
+    _server, raw = small_redis(devservers.Redis(maxmemory="4mb"))
+    assert raw.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    raw.set("session", "a buyer's session", ex=3600)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        for n in range(16 * 128):
+            raw.set(f"order-{n}", "x" * 8192)
+    assert raw.info()["evicted_keys"] == 0
+    assert raw.get("session") == b"a buyer's session"

@@ -13,3 +13,15 @@ def test_collected_static_files_are_served_by_the_app(settings, tmp_path):
 
     assert r.status_code == 200
     assert r["Content-Type"].startswith("text/css")
+
+
+def test_the_site_stylesheet_is_collected_and_served(settings, tmp_path):
+    """base.html links qbuy/site.css (the CSP allows no inline <style>): it must be collected."""
+    settings.STATIC_ROOT = str(tmp_path)
+    call_command("collectstatic", "--noinput", verbosity=0)
+    assert (tmp_path / "qbuy/site.css").exists()
+
+    r = Client().get("/static/qbuy/site.css")
+
+    assert r.status_code == 200
+    assert b"max-width" in b"".join(r.streaming_content)

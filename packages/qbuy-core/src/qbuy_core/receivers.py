@@ -9,9 +9,10 @@ from .signals import sms_code_issued
 
 
 @receiver(sms_code_issued, dispatch_uid="qbuy_core.receivers.store_and_send_code")
-def store_and_send_code(sender, *, phone, code, **kwargs):
-    # Store first: a code the user receives must already be verifiable.
-    code_store.save(phone=phone, code=code)
+def store_and_send_code(sender, *, phone, code, ip="", **kwargs):
+    # Store first: a code the user receives must already be verifiable. The requesting address
+    # owns the code: only its wrong guesses can kill it (code_store explains why).
+    code_store.save(phone=phone, code=code, owner=ip)
     sms.get_backend().send(phone=phone, code=code)
 
 

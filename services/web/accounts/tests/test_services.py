@@ -142,6 +142,7 @@ def test_code_is_stored_in_the_codes_redis_cache_with_ttl(settings):
     assert cache.get(code_key()) == code
     assert 0 < cache.ttl(code_key()) <= settings.SMS_CODE_TTL
     assert 0 < cache.ttl(f"sms:tries:{PHONE}") <= settings.SMS_CODE_TTL
+    assert cache.get(f"sms:owner:{PHONE}") == IP  # the address that asked for it
     assert caches["default"].get(code_key()) is None
 
 
@@ -160,18 +161,22 @@ def test_new_code_replaces_the_previous_one(db, settings):
     second = issue()
     assert first != second
 
-    with pytest.raises(services.WrongCode):
-        services.sms_code_login(phone=PHONE, code=first)
-    assert services.sms_code_login(phone=PHONE, code=second).phone == PHONE
+    with pytest.raises(services.InvalidCode):
+        services.sms_code_login(phone=PHONE, code=first, ip=IP)
+    assert services.sms_code_login(phone=PHONE, code=second, ip=IP).phone == PHONE
 
 
 # --- logging in -------------------------------------------------------------------------------
 
 
+def login(phone=PHONE, code="123456", ip=IP):
+    return services.sms_code_login(phone=phone, code=code, ip=ip)
+
+
 def test_right_code_creates_user_with_unusable_password(db):
     code = issue()
 
-    user = services.sms_code_login(phone=PHONE, code=code)
+    user = login(code=code)
 
     assert user.pk is not None
     assert user.phone == PHONE
@@ -182,15 +187,17 @@ def test_right_code_creates_user_with_unusable_password(db):
 def test_login_accepts_formatted_phone_and_padded_code(db):
     code = issue()
 
-    user = services.sms_code_login(phone="+1 555-123-4567", code=f"  {code}\n")
+    formatted = f"{PHONE[:2]} {PHONE[2:5]}-{PHONE[5:8]}-{PHONE[8:]}"  # +1 201-555-0123
+
+    user = login(phone=formatted, code=f"  {code}\n")
 
     assert user.phone == PHONE
 
 
 def test_existing_user_is_reused(db, buyer):
-    code_store.save(phone=buyer.phone, code="123456")
+    code_store.save(phone=buyer.phone, code="123456", owner=IP)
 
-    user = services.sms_code_login(phone=buyer.phone, code="123456")
+    user = login(phone=buyer.phone)
 
     assert user.pk == buyer.pk
     assert User.objects.count() == 1
@@ -199,89 +206,83 @@ def test_existing_user_is_reused(db, buyer):
 def test_inactive_user_cannot_log_in(db, buyer):
     buyer.is_active = False
     buyer.save()
-    code_store.save(phone=buyer.phone, code="123456")
+    code_store.save(phone=buyer.phone, code="123456", owner=IP)
 
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=buyer.phone, code="123456")
+    with pytest.raises(services.InvalidCode):
+        login(phone=buyer.phone)
 
 
 def test_code_is_single_use(db):
     code = issue()
-    services.sms_code_login(phone=PHONE, code=code)
+    login(code=code)
 
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=PHONE, code=code)
+    with pytest.raises(services.InvalidCode):
+        login(code=code)
     assert caches["codes"].get(code_key()) is None
 
 
-def test_never_issued_code_is_dead(db):
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=PHONE, code="123456")
+def test_never_issued_code_is_invalid(db):
+    with pytest.raises(services.InvalidCode):
+        login()
     assert not User.objects.exists()
 
 
 def test_code_is_bound_to_its_phone(db):
     code = issue(phone=PHONE)
 
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=OTHER_PHONE, code=code)
-    assert services.sms_code_login(phone=PHONE, code=code).phone == PHONE
+    with pytest.raises(services.InvalidCode):
+        login(phone=OTHER_PHONE, code=code)
+    assert login(code=code).phone == PHONE
 
 
 @pytest.mark.parametrize("phone", ["", "12345", "+1555abc4567"])
 def test_login_rejects_invalid_phone(db, phone):
     with pytest.raises(services.InvalidPhone):
-        services.sms_code_login(phone=phone, code="123456")
+        login(phone=phone)
 
 
-def test_wrong_codes_count_down_then_kill_the_code(db, settings):
+def test_owners_wrong_codes_kill_the_code_after_max_attempts(db, settings):
     assert settings.SMS_CODE_MAX_ATTEMPTS == 5
     code = issue()
-    wrong = wrong_for(code)
 
-    left = []
     for _ in range(5):
-        with pytest.raises(services.WrongCode) as exc:
-            services.sms_code_login(phone=PHONE, code=wrong)
-        left.append(exc.value.attempts_left)
+        with pytest.raises(services.InvalidCode):
+            login(code=wrong_for(code))
 
-    assert left == [4, 3, 2, 1, 0]
     assert caches["codes"].get(code_key()) is None
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=PHONE, code=code)
+    with pytest.raises(services.InvalidCode):
+        login(code=code)
     assert not User.objects.exists()
 
 
 def test_right_code_still_works_after_four_wrong_tries(db):
     code = issue()
     for _ in range(4):
-        with pytest.raises(services.WrongCode):
-            services.sms_code_login(phone=PHONE, code=wrong_for(code))
+        with pytest.raises(services.InvalidCode):
+            login(code=wrong_for(code))
 
-    assert services.sms_code_login(phone=PHONE, code=code).phone == PHONE
+    assert login(code=code).phone == PHONE
 
 
 def test_max_attempts_follows_setting(db, settings):
     settings.SMS_CODE_MAX_ATTEMPTS = 2
     code = issue()
 
-    with pytest.raises(services.WrongCode) as first:
-        services.sms_code_login(phone=PHONE, code=wrong_for(code))
-    with pytest.raises(services.WrongCode) as second:
-        services.sms_code_login(phone=PHONE, code=wrong_for(code))
+    for _ in range(2):
+        with pytest.raises(services.InvalidCode):
+            login(code=wrong_for(code))
 
-    assert (first.value.attempts_left, second.value.attempts_left) == (1, 0)
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=PHONE, code=code)
+    with pytest.raises(services.InvalidCode):
+        login(code=code)
 
 
 def test_wrong_code_of_other_length_counts_as_a_try(db):
     code = issue()
 
-    with pytest.raises(services.WrongCode) as exc:
-        services.sms_code_login(phone=PHONE, code=code + "0")
+    with pytest.raises(services.InvalidCode):
+        login(code=code + "0")
 
-    assert exc.value.attempts_left == 4
+    assert caches["codes"].get(f"sms:tries:{PHONE}") == 1
 
 
 def test_code_expires_after_ttl(db, settings):
@@ -292,18 +293,19 @@ def test_code_expires_after_ttl(db, settings):
     time.sleep(1.5)
 
     assert caches["codes"].get(code_key()) is None
-    with pytest.raises(services.DeadCode):
-        services.sms_code_login(phone=PHONE, code=code)
+    with pytest.raises(services.InvalidCode):
+        login(code=code)
 
 
-def test_racing_checks_with_the_right_code_succeed_once():
-    code_store.save(phone=PHONE, code="123456")
+@pytest.mark.parametrize("counted", [True, False])
+def test_racing_checks_with_the_right_code_succeed_once(counted):
+    code_store.save(phone=PHONE, code="123456", owner=IP)
     racers = 5  # no more than SMS_CODE_MAX_ATTEMPTS: every racer has a try left
     barrier = threading.Barrier(racers)
 
     def attempt(_):
         barrier.wait()
-        return code_store.check(phone=PHONE, code="123456")[0]
+        return code_store.check(phone=PHONE, code="123456", counted=counted)
 
     with ThreadPoolExecutor(racers) as pool:
         verdicts = list(pool.map(attempt, range(racers)))
