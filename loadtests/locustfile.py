@@ -37,7 +37,7 @@ RETRY_PAUSE = (0.5, 1.5)  # seconds before pressing again after an error or "too
 MAX_PAUSE = 2.0  # seconds: a Retry-After is waited for, up to this
 TRIES = 5  # tries of each login step and of each look at the order
 SMS_READ_EVERY = 0.05  # seconds between two reads of the SMS file, for all buyers of a process
-BUYERS_PER_PROCESS = 1_000_000  # phone numbers of Locust process i start at i * this
+BUYERS_PER_PROCESS = 100_000  # phones of Locust process i: storm.phone(i * this) on
 
 BUY = "/api/sales/[id]/buy"
 BUY_ANSWERS = {202, (409, "sold_out"), (409, "already_bought"), (403, "not_started"), 429}

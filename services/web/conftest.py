@@ -65,4 +65,4 @@ def make_sale(db):
 
 @pytest.fixture
 def buyer(db):
-    return User.objects.create_user("+15550000001")
+    return User.objects.create_user("+12015550001")

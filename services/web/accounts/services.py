@@ -1,5 +1,7 @@
 """Phone login: issue SMS codes under rate limits, and turn a right code into a user."""
 
+import logging
+import math
 import secrets
 import time
 
@@ -12,9 +14,11 @@ from qbuy_core import code_store
 from qbuy_core.signals import sms_code_issued
 
 from .models import User
-from .phone import normalize_phone
+from .phone import calling_code, normalize_phone
 from .ratelimit import Limit
 from .ratelimit import RateLimited as RateLimited  # raised by the services; views catch it here
+
+logger = logging.getLogger("qbuy.sms")
 
 
 class InvalidPhone(Exception):
@@ -30,16 +34,59 @@ def _limits_cache():
     return caches[settings.SMS_CODE_CACHE]
 
 
+def _phone_slot_key(phone: str) -> str:
+    return f"sms:sent:{phone}"
+
+
+def _check_phone_slot(phone: str) -> None:
+    """Refuse a second code to ``phone`` within SMS_PHONE_INTERVAL, without taking the slot."""
+    sent_at = _limits_cache().get(_phone_slot_key(phone))
+    if sent_at is not None:
+        _refuse_phone_slot(int(sent_at))
+
+
 def _take_phone_slot(phone: str) -> None:
-    key = f"sms:sent:{phone}"
     now = int(time.time())
-    if not _limits_cache().add(key, now, timeout=settings.SMS_PHONE_INTERVAL):
-        sent_at = _limits_cache().get(key) or now
-        raise RateLimited(retry_after=max(1, settings.SMS_PHONE_INTERVAL - (now - int(sent_at))))
+    if not _limits_cache().add(_phone_slot_key(phone), now, timeout=settings.SMS_PHONE_INTERVAL):
+        _refuse_phone_slot(int(_limits_cache().get(_phone_slot_key(phone)) or now))
 
 
-def _count_ip_send(ip: str) -> None:
-    Limit("sms-ip", settings.SMS_IP_HOURLY_LIMIT, 3600).hit(ip)
+def _refuse_phone_slot(sent_at: int) -> None:
+    elapsed = int(time.time()) - sent_at
+    raise RateLimited(retry_after=max(1, settings.SMS_PHONE_INTERVAL - elapsed))
+
+
+def _global_limit() -> Limit:
+    return Limit("sms-global", settings.SMS_GLOBAL_HOURLY_LIMIT, 3600)
+
+
+def _sms_limits(*, phone: str, ip: str) -> list[tuple[Limit, str]]:
+    """The counted limits of one code, each with its identity, in the order they are spent:
+    the requester's own budgets and the phone's, then the shared ones (the country prefix, the
+    whole site), so that a request its own limits refuse never reaches a shared budget."""
+    return [
+        (Limit("sms-ip", settings.SMS_IP_HOURLY_LIMIT, 3600), ip),
+        (Limit("sms-phone-day", settings.SMS_PHONE_DAILY_LIMIT, 86400), phone),
+        (Limit("sms-prefix", settings.SMS_PREFIX_HOURLY_LIMIT, 3600), calling_code(phone)),
+        (_global_limit(), "all"),
+    ]
+
+
+def _alarm_if_due(global_count: int) -> None:
+    """One ERROR line per window, when the site's count reaches SMS_GLOBAL_ALARM_PERCENT of
+    SMS_GLOBAL_HOURLY_LIMIT: the counter is one atomic INCR, so exactly one request sees the
+    threshold, on whichever web process."""
+    limit = settings.SMS_GLOBAL_HOURLY_LIMIT
+    threshold = max(1, math.ceil(limit * settings.SMS_GLOBAL_ALARM_PERCENT / 100))
+    if global_count == threshold:
+        logger.error(
+            "SMS budget alarm: %d of the %d codes allowed this hour are sent (%d%%); the"
+            " rest of the hour's requests are refused once %d are (SMS_GLOBAL_HOURLY_LIMIT)",
+            global_count,
+            limit,
+            settings.SMS_GLOBAL_ALARM_PERCENT,
+            limit,
+        )
 
 
 def generate_code(length: int) -> str:
@@ -47,12 +94,26 @@ def generate_code(length: int) -> str:
 
 
 def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
-    """Issue a code for ``phone``; returns the normalised phone. Raises InvalidPhone/RateLimited."""
+    """Issue a code for ``phone``; returns the normalised phone. Raises InvalidPhone/RateLimited.
+
+    Every way of sending a code (the API, the login page) comes here, so they share one set of
+    limits. All are checked before any is counted: a refused request spends nothing, else
+    refused requests (for one phone, from one address) would eat the country's and the site's
+    budget and deny everyone's login. Two racing requests may both pass the checks; the counts
+    (atomic) still refuse the one beyond a limit, having spent only the budgets before it.
+    """
     normalized = normalize_phone(phone)
     if normalized is None:
         raise InvalidPhone(phone)
-    _count_ip_send(ip)
+    limits = _sms_limits(phone=normalized, ip=ip)
+    _check_phone_slot(normalized)
+    for limit, ident in limits:
+        limit.check(ident)
+    limits[0][0].hit(limits[0][1])  # the address first: losing a race costs the racer only
     _take_phone_slot(normalized)
+    for limit, ident in limits[1:]:
+        count = limit.hit(ident)
+    _alarm_if_due(count)  # the global limit is the last one counted
     code = generate_code(settings.SMS_CODE_LENGTH)
     sms_code_issued.send(
         sender=sender or sms_code_request, path=path, phone=normalized, code=code, ip=ip

@@ -13,6 +13,7 @@ from qbuy_core.sms import SmsDeliveryError
 
 from . import services
 from .forms import CodeForm, PhoneForm
+from .phone import accepted
 from .sessions import user_logout_everywhere
 
 # Wrong, expired, used or never sent: one answer (accounts.services.InvalidCode says why).
@@ -42,7 +43,7 @@ def request_code(request):
             phone=data["phone"], ip=client_ip(request), path=request.path, sender=request_code
         )
     except services.InvalidPhone:
-        raise ApiError(400, "invalid_phone", detail="use E.164, e.g. +15551234567") from None
+        raise ApiError(400, "invalid_phone", detail=f"use {accepted()}") from None
     except services.RateLimited as limited:
         response = JsonResponse(
             {"error": "rate_limited", "retry_after": limited.retry_after}, status=429
@@ -70,7 +71,7 @@ def api_login(request):
             phone=data["phone"], code=data["code"], ip=client_ip(request)
         )
     except services.InvalidPhone:
-        raise ApiError(400, "invalid_phone", detail="use E.164, e.g. +15551234567") from None
+        raise ApiError(400, "invalid_phone", detail=f"use {accepted()}") from None
     except services.InvalidCode:
         raise ApiError(400, "invalid_code", detail=INVALID_CODE) from None
     except services.RateLimited as limited:

@@ -1,6 +1,7 @@
 """The JSON auth API: /api/auth/{csrf,code,login,logout,me}."""
 
 import json
+import time
 from importlib import import_module
 
 import pytest
@@ -11,8 +12,8 @@ from django.test import Client
 
 from qbuy_core import code_store, sms
 
-PHONE = "+15551234567"
-OTHER_PHONE = "+15559876543"
+PHONE = "+12015550123"
+OTHER_PHONE = "+12015559876"
 
 User = get_user_model()
 
@@ -63,7 +64,7 @@ def test_csrf_sets_cookie_and_returns_token(api):
 
 
 def test_request_code_accepted(api):
-    r = api.post("/api/auth/code", {"phone": "+1 (555) 123-4567"})
+    r = api.post("/api/auth/code", {"phone": "+1 (201) 555-0123"})
 
     assert r.status_code == 202
     assert r.json() == {"sent": True, "expires_in": 300}
@@ -81,7 +82,7 @@ def test_expires_in_follows_setting(api, settings):
 
 @pytest.mark.parametrize(
     "phone",
-    ["", "12345", "+0123456789", "call me", "+1555\u0661\u0662\u0663\u0664\u0665\u0666\u0667"],
+    ["", "12345", "+0123456789", "call me", "+1201555\u0660\u0661\u0662\u0663"],
 )
 def test_request_code_invalid_phone(api, phone):
     r = api.post("/api/auth/code", {"phone": phone})
@@ -89,6 +90,51 @@ def test_request_code_invalid_phone(api, phone):
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_phone"
     assert sms.outbox == []
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+15551234567",  # unassigned
+        "+19005550100",  # premium rate
+        "+88299999999",  # non-geographic
+        "+442071234567",  # a landline
+        "+33612345678",  # a country not in SMS_ALLOWED_COUNTRIES
+    ],
+)
+def test_numbers_that_cannot_or_should_not_get_an_sms_are_400(api, phone):
+    r = api.post("/api/auth/code", {"phone": phone})
+
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "invalid_phone",
+        "detail": "use a mobile number with its country code, e.g. +12015550123, from US, CA, GB",
+    }
+    assert sms.outbox == []
+
+
+def test_phone_daily_limit_is_429_until_the_day_ends(api, settings):
+    settings.SMS_PHONE_INTERVAL = 0
+    settings.SMS_PHONE_DAILY_LIMIT = 2
+    request_code(api, REMOTE_ADDR="192.0.2.1")
+    request_code(api, REMOTE_ADDR="192.0.2.2")
+
+    r = api.post("/api/auth/code", {"phone": PHONE}, REMOTE_ADDR="192.0.2.3")
+
+    assert r.status_code == 429
+    assert r.json()["error"] == "rate_limited"
+    assert abs(int(r["Retry-After"]) - (86400 - int(time.time()) % 86400)) <= 1
+    assert len(sms.outbox) == 2
+
+
+def test_global_limit_is_429(api, settings):
+    settings.SMS_GLOBAL_HOURLY_LIMIT = 1
+    request_code(api)
+
+    r = api.post("/api/auth/code", {"phone": "+447400123456"}, REMOTE_ADDR="192.0.2.1")
+
+    assert r.status_code == 429
+    assert 0 < int(r["Retry-After"]) <= 3600
 
 
 def test_second_request_within_interval_is_429_with_retry_after(api):
@@ -385,19 +431,19 @@ VERY_HUGE = object()  # over DATA_UPLOAD_MAX_MEMORY_SIZE too
 BAD_BODIES = [
     pytest.param({}, 400, "missing_fields", id="empty-object"),
     pytest.param({"code": "123456"}, 400, "missing_fields", id="no-phone"),
-    pytest.param({"phone": 15551234567, "code": "123456"}, 400, "wrong_type", id="phone-int"),
+    pytest.param({"phone": 12015550123, "code": "123456"}, 400, "wrong_type", id="phone-int"),
     pytest.param({"phone": None, "code": "123456"}, 400, "wrong_type", id="phone-null"),
     pytest.param({"phone": [PHONE], "code": "123456"}, 400, "wrong_type", id="phone-list"),
     pytest.param({"phone": {"n": PHONE}, "code": "1"}, 400, "wrong_type", id="phone-object"),
     pytest.param({"phone": True, "code": "123456"}, 400, "wrong_type", id="phone-bool"),
     pytest.param("", 400, "invalid_json", id="empty-body"),
-    pytest.param("phone=+15551234567", 400, "invalid_json", id="not-json"),
-    pytest.param("{'phone': '+15551234567'}", 400, "invalid_json", id="python-dict"),
-    pytest.param('{"phone": "+15551234567"', 400, "invalid_json", id="truncated-json"),
+    pytest.param("phone=+12015550123", 400, "invalid_json", id="not-json"),
+    pytest.param("{'phone': '+12015550123'}", 400, "invalid_json", id="python-dict"),
+    pytest.param('{"phone": "+12015550123"', 400, "invalid_json", id="truncated-json"),
     pytest.param(b"\xff\xfe\x00garbage", 400, "invalid_json", id="not-utf8"),
     pytest.param("[1, 2]", 400, "invalid_json", id="json-array"),
     pytest.param('["phone", "code"]', 400, "invalid_json", id="json-array-of-names"),
-    pytest.param('"+15551234567"', 400, "invalid_json", id="json-string"),
+    pytest.param('"+12015550123"', 400, "invalid_json", id="json-string"),
     pytest.param("42", 400, "invalid_json", id="json-number"),
     pytest.param("null", 400, "invalid_json", id="json-null"),
     pytest.param(HUGE, 413, "body_too_large", id="huge"),
@@ -492,7 +538,7 @@ def test_unparseable_content_length_is_400(api):
 @pytest.mark.parametrize("path", ["/api/auth/code", "/api/auth/login"])
 def test_form_encoded_body_is_415(client, path):
     r = client.post(
-        path, "phone=%2B15551234567&code=123456", content_type="application/x-www-form-urlencoded"
+        path, "phone=%2B12015550123&code=123456", content_type="application/x-www-form-urlencoded"
     )
 
     assert assert_json_error(r, 415)["error"] == "unsupported_media_type"

@@ -7,7 +7,7 @@ from django.http import HttpResponseRedirect
 
 from qbuy_core import code_store, sms
 
-PHONE = "+15551234567"
+PHONE = "+12015550123"
 
 User = get_user_model()
 
@@ -61,16 +61,21 @@ def test_bad_phone_shows_a_form_error(client, phone):
     assert sms.outbox == []
 
 
-def test_bad_phone_error_text(client):
-    r = send_code(client, "12345")
+@pytest.mark.parametrize("phone", ["12345", "+19005550100", "+88299999999", "+15551234567"])
+def test_bad_phone_error_text(client, phone):
+    r = send_code(client, phone)
 
-    assert "Enter a phone number like +15551234567." in r.content.decode()
+    assert (
+        "Enter a mobile number with its country code, e.g. +12015550123, from US, CA, GB."
+        in r.content.decode()
+    )
+    assert sms.outbox == []
 
 
 def test_valid_phone_sends_a_code_and_shows_the_code_form(client, settings):
     assert settings.SMS_BACKEND == "locmem"
 
-    r = send_code(client, "+1 (555) 123-4567")
+    r = send_code(client, "+1 (201) 555-0123")
 
     assert len(sms.outbox) == 1
     assert sms.outbox[0]["phone"] == PHONE
@@ -91,6 +96,59 @@ def test_second_code_within_interval_shows_rate_limit_error(client):
     assert r.context["code_form"] is None
     assert "Too many codes: try again in" in r.content.decode()
     assert len(sms.outbox) == 1
+
+
+# Every SMS limit, as (settings, first request, second request): (phone, address) pairs where
+# the second is refused because of the first. The page and the API must spend and obey the
+# same budgets: both go through accounts.services.sms_code_request.
+US, OTHER_US, CA, GB = PHONE, "+12015559876", "+16135550123", "+447400123456"
+LIMITS = [
+    pytest.param({"SMS_IP_HOURLY_LIMIT": 1}, (US, "192.0.2.1"), (OTHER_US, "192.0.2.1"), id="ip"),
+    pytest.param({}, (US, "192.0.2.1"), (US, "192.0.2.2"), id="phone-interval"),
+    pytest.param(
+        {"SMS_PHONE_INTERVAL": 0, "SMS_PHONE_DAILY_LIMIT": 1},
+        (US, "192.0.2.1"),
+        (US, "192.0.2.2"),
+        id="phone-day",
+    ),
+    pytest.param({"SMS_PREFIX_HOURLY_LIMIT": 1}, (US, "192.0.2.1"), (CA, "192.0.2.2"), id="prefix"),
+    pytest.param({"SMS_GLOBAL_HOURLY_LIMIT": 1}, (US, "192.0.2.1"), (GB, "192.0.2.2"), id="global"),
+]
+
+
+def send_by_page(client, api, phone, ip) -> bool:
+    r = client.post("/login/", {"step": "phone", "phone": phone}, REMOTE_ADDR=ip)
+    assert r.status_code == 200
+    if r.context["code_form"] is not None:
+        return True
+    assert "Too many codes: try again in" in r.content.decode()
+    return False
+
+
+def send_by_api(client, api, phone, ip) -> bool:
+    r = api.post("/api/auth/code", {"phone": phone}, REMOTE_ADDR=ip)
+    assert r.status_code in (202, 429), r.content
+    if r.status_code == 429:
+        assert int(r["Retry-After"]) > 0
+    return r.status_code == 202
+
+
+@pytest.mark.parametrize("overrides, first, second", LIMITS)
+@pytest.mark.parametrize(
+    "first_by, second_by",
+    [(send_by_api, send_by_page), (send_by_page, send_by_api), (send_by_page, send_by_page)],
+    ids=["api-then-page", "page-then-api", "page-then-page"],
+)
+def test_the_page_and_the_api_share_every_sms_limit(
+    client, api, settings, overrides, first, second, first_by, second_by
+):
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+
+    assert first_by(client, api, *first)
+    assert not second_by(client, api, *second)
+
+    assert [m["phone"] for m in sms.outbox] == [first[0]]
 
 
 def test_right_code_logs_in_and_redirects_to_sales(client):

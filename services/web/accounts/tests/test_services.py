@@ -15,11 +15,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django_redis.cache import RedisCache
 
 from accounts import services
+from accounts.ratelimit import Limit
 from qbuy_core import code_store, sms
 from qbuy_core.signals import sms_code_issued
 
-PHONE = "+15551234567"
-OTHER_PHONE = "+15559876543"
+PHONE = "+12015550123"
+OTHER_PHONE = "+12015559876"
 IP = "203.0.113.7"
 OTHER_IP = "198.51.100.9"
 
@@ -62,7 +63,7 @@ def issued_signals():
 
 
 def test_request_normalises_phone_and_sends_one_sms():
-    phone = services.sms_code_request(phone="+1 (555) 123-4567", ip=IP, path="/test/")
+    phone = services.sms_code_request(phone="+1 (201) 555-0123", ip=IP, path="/test/")
 
     assert phone == PHONE
     assert len(sms.outbox) == 1
@@ -80,7 +81,7 @@ def test_tests_use_the_locmem_backend(settings):
 def test_code_has_six_digits_by_default(settings):
     assert settings.SMS_CODE_LENGTH == 6
     for n in range(5):
-        code = issue(phone=f"+1555000000{n}")
+        code = issue(phone=f"+120155500{n:02d}")
         assert re.fullmatch(r"[0-9]{6}", code), code
 
 
@@ -103,7 +104,7 @@ def test_generate_code_uses_ascii_digits_only():
 
 
 def test_codes_differ_between_phones():
-    codes = {issue(phone=f"+1555000000{n}") for n in range(5)}
+    codes = {issue(phone=f"+120155500{n:02d}") for n in range(5)}
     # Five 6-digit codes colliding down to one would mean no randomness at all.
     assert len(codes) > 1
 
@@ -112,14 +113,24 @@ def test_codes_differ_between_phones():
     "phone",
     [
         "",
-        "15551234567",  # no plus
+        "12015550123",  # no plus
         "+0155512345",  # country code starting with 0
         "+155512",  # too short
-        "+1555123456789012",  # 16 digits: longer than E.164 allows
-        "+1555abc4567",
+        "+1201555012345678",  # 16 digits: longer than E.164 allows
+        "+1201abc0123",  # libphonenumber alone reads letters as keypad digits
+        "+12015550123x5",  # or an extension
+        "tel:+12015550123",
         "not a phone",
-        "+\uff11\uff15\uff15\uff15\uff11\uff12\uff13\uff14\uff15\uff16\uff17",  # fullwidth
-        "+1555\u0661\u0662\u0663\u0664\u0665\u0666\u0667",  # Arabic-Indic digits
+        "+\uff11\uff12\uff10\uff11\uff15\uff15\uff15\uff10\uff11\uff12\uff13",  # fullwidth
+        "+1201555\u0660\u0661\u0662\u0663",  # Arabic-Indic digits
+        "+15551234567",  # unassigned area code 555
+        "+19005550100",  # premium rate
+        "+18005550100",  # toll free
+        "+15005550100",  # personal number (500)
+        "+88299999999",  # non-geographic (international networks)
+        "+442071234567",  # a GB landline: no SMS
+        "+33612345678",  # a French mobile: France is not in SMS_ALLOWED_COUNTRIES
+        "+16705550123",  # +1, but the Northern Mariana Islands
     ],
 )
 def test_request_rejects_invalid_phone(phone, issued_signals):
@@ -235,7 +246,7 @@ def test_code_is_bound_to_its_phone(db):
     assert login(code=code).phone == PHONE
 
 
-@pytest.mark.parametrize("phone", ["", "12345", "+1555abc4567"])
+@pytest.mark.parametrize("phone", ["", "12345", "+1201abc0123"])
 def test_login_rejects_invalid_phone(db, phone):
     with pytest.raises(services.InvalidPhone):
         login(phone=phone)
@@ -322,7 +333,7 @@ def test_second_code_for_same_phone_within_interval_is_rate_limited(settings):
 
     with pytest.raises(services.RateLimited) as exc:
         # A different spelling of the same number is the same phone.
-        services.sms_code_request(phone="+1 555 123 4567", ip=OTHER_IP, path="/test/")
+        services.sms_code_request(phone="+1 201 555 0123", ip=OTHER_IP, path="/test/")
 
     assert 0 < exc.value.retry_after <= settings.SMS_PHONE_INTERVAL == 60
     assert len(sms.outbox) == 1
@@ -338,18 +349,215 @@ def test_phone_limit_does_not_affect_other_phones():
 
 def test_ip_hourly_limit(settings, issued_signals):
     settings.SMS_IP_HOURLY_LIMIT = 2
-    issue(phone="+15550000001", ip=IP)
-    issue(phone="+15550000002", ip=IP)
+    issue(phone="+12015550001", ip=IP)
+    issue(phone="+12015550002", ip=IP)
 
     with pytest.raises(services.RateLimited) as exc:
-        services.sms_code_request(phone="+15550000003", ip=IP, path="/test/")
+        services.sms_code_request(phone="+12015550003", ip=IP, path="/test/")
 
     assert 0 < exc.value.retry_after <= 3600
     assert len(sms.outbox) == 2
     assert len(issued_signals) == 2
-    assert caches["codes"].get(code_key("+15550000003")) is None
+    assert caches["codes"].get(code_key("+12015550003")) is None
     # Another address has its own budget.
-    issue(phone="+15550000003", ip=OTHER_IP)
+    issue(phone="+12015550003", ip=OTHER_IP)
+
+
+# --- caps per phone per day, per country prefix and for the whole site -----------------------
+
+US_PHONES = [f"+120155501{n:02d}" for n in range(100)]
+CA_PHONE = "+16135550123"
+GB_PHONE = "+447400123456"
+
+
+def spent(name: str, ident: str, window: int = 3600) -> int:
+    """How much of a limit's current window is spent (the limit's count does not matter)."""
+    return Limit(name, 1, window).count(ident)
+
+
+def seconds_to_utc_midnight() -> int:
+    return 86400 - int(time.time()) % 86400
+
+
+def test_phone_daily_limit(settings, issued_signals):
+    settings.SMS_PHONE_INTERVAL = 0  # only the daily cap binds
+    settings.SMS_PHONE_DAILY_LIMIT = 3
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        issue(ip=ip)
+
+    # From yet another address, and spelled differently: still the same phone.
+    with pytest.raises(services.RateLimited) as refused:
+        services.sms_code_request(phone="+1 201 555 0123", ip=OTHER_IP, path="/test/")
+
+    assert abs(refused.value.retry_after - seconds_to_utc_midnight()) <= 1  # a UTC day
+    assert len(issued_signals) == 3
+    issue(phone=OTHER_PHONE)  # another phone has its own day
+
+
+def test_codes_per_phone_per_day_follow_from_the_limits(settings):
+    """The figure: codes one phone can get in a UTC day is min(daily cap, 86400 / interval)."""
+    assert (settings.SMS_PHONE_DAILY_LIMIT, settings.SMS_PHONE_INTERVAL) == (5, 60)
+    assert min(settings.SMS_PHONE_DAILY_LIMIT, 86400 // settings.SMS_PHONE_INTERVAL) == 5
+
+    # Lowered so the daily cap binds and the test runs in seconds: ask until refused for the day.
+    settings.SMS_PHONE_INTERVAL = 1
+    expected = min(settings.SMS_PHONE_DAILY_LIMIT, 86400 // settings.SMS_PHONE_INTERVAL)
+    sent = 0
+    for _ in range(expected + 3):
+        try:
+            services.sms_code_request(phone=PHONE, ip=IP, path="/test/")
+        except services.RateLimited as refused:
+            if refused.retry_after > settings.SMS_PHONE_INTERVAL:
+                break  # the day's cap (or, a second before midnight, a day about to end)
+        else:
+            sent += 1
+        time.sleep(settings.SMS_PHONE_INTERVAL + 0.05)
+
+    assert sent == expected == 5
+    assert [m["phone"] for m in sms.outbox] == [PHONE] * 5
+
+
+def test_prefix_hourly_limit(settings):
+    settings.SMS_PREFIX_HOURLY_LIMIT = 2
+    issue(phone=US_PHONES[0])
+    issue(phone=US_PHONES[1])
+
+    # Canada shares +1: the prefix, not the country, is what an SMS pumper picks.
+    with pytest.raises(services.RateLimited) as refused:
+        services.sms_code_request(phone=CA_PHONE, ip=OTHER_IP, path="/test/")
+
+    assert 0 < refused.value.retry_after <= 3600
+    assert issue(phone=GB_PHONE, ip=OTHER_IP)  # +44 has its own budget
+    assert (spent("sms-prefix", "1"), spent("sms-prefix", "44")) == (2, 1)
+
+
+def test_global_hourly_limit(settings):
+    settings.SMS_GLOBAL_HOURLY_LIMIT = 3
+    issue(phone=US_PHONES[0], ip="192.0.2.1")
+    issue(phone=CA_PHONE, ip="192.0.2.2")
+    issue(phone=GB_PHONE, ip="192.0.2.3")
+
+    with pytest.raises(services.RateLimited) as refused:
+        services.sms_code_request(phone=US_PHONES[1], ip="192.0.2.4", path="/test/")
+
+    assert 0 < refused.value.retry_after <= 3600
+    assert len(sms.outbox) == 3
+
+
+def alarms(caplog):
+    return [r for r in caplog.records if r.name == "qbuy.sms" and r.levelno >= logging.ERROR]
+
+
+def test_global_alarm_is_one_error_line_before_the_budget_is_gone(settings, caplog):
+    settings.SMS_GLOBAL_HOURLY_LIMIT = 5
+    settings.SMS_GLOBAL_ALARM_PERCENT = 60  # the alarm at the 3rd code of 5
+    caplog.set_level(logging.INFO, logger="qbuy.sms")
+    issue(phone=US_PHONES[0])
+    issue(phone=US_PHONES[1])
+    assert alarms(caplog) == []
+
+    issue(phone=US_PHONES[2])
+
+    (alarm,) = alarms(caplog)
+    assert alarm.levelno == logging.ERROR
+    assert "3 of the 5 codes" in alarm.getMessage()
+    assert "SMS_GLOBAL_HOURLY_LIMIT" in alarm.getMessage()
+    # Once per window: not again for the rest of the budget, nor for the refusals after it.
+    issue(phone=US_PHONES[3])
+    issue(phone=US_PHONES[4])
+    for phone in US_PHONES[5:8]:
+        with pytest.raises(services.RateLimited):
+            services.sms_code_request(phone=phone, ip=IP, path="/test/")
+    assert len(alarms(caplog)) == 1
+
+
+def test_global_alarm_share_follows_setting(settings, caplog):
+    settings.SMS_GLOBAL_HOURLY_LIMIT = 10
+    caplog.set_level(logging.INFO, logger="qbuy.sms")
+    assert settings.SMS_GLOBAL_ALARM_PERCENT == 80
+
+    for n, phone in enumerate(US_PHONES[:8], start=1):
+        issue(phone=phone)
+        assert len(alarms(caplog)) == (1 if n == 8 else 0), n
+
+
+def test_requests_refused_by_their_own_limits_spend_no_shared_budget(settings):
+    """An attacker's refused requests (his address spent, his victim's phone waiting) must not
+    eat the prefix or site budget: else they would deny everyone's login."""
+    settings.SMS_IP_HOURLY_LIMIT = 1
+    settings.SMS_GLOBAL_HOURLY_LIMIT = 3
+    settings.SMS_PREFIX_HOURLY_LIMIT = 3
+    issue(phone=PHONE, ip=IP)
+
+    for phone in US_PHONES[:20]:  # the attacker's address is spent
+        with pytest.raises(services.RateLimited):
+            services.sms_code_request(phone=phone, ip=IP, path="/test/")
+    for n in range(20):  # the victim's phone is in its interval, whatever the address
+        with pytest.raises(services.RateLimited):
+            services.sms_code_request(phone=PHONE, ip=f"198.51.100.{n}", path="/test/")
+
+    assert (spent("sms-global", "all"), spent("sms-prefix", "1")) == (1, 1)
+    assert spent("sms-ip", "198.51.100.0") == 0  # a refusal spends nobody's budget
+    issue(phone=OTHER_PHONE, ip=OTHER_IP)  # everyone else still gets codes
+    issue(phone=GB_PHONE, ip="192.0.2.9")
+
+
+def test_a_day_capped_phone_spends_no_shared_budget(settings):
+    settings.SMS_PHONE_INTERVAL = 0
+    settings.SMS_PHONE_DAILY_LIMIT = 1
+    issue()
+
+    for n in range(10):
+        with pytest.raises(services.RateLimited):
+            services.sms_code_request(phone=PHONE, ip=f"198.51.100.{n}", path="/test/")
+
+    assert (spent("sms-global", "all"), spent("sms-prefix", "1")) == (1, 1)
+
+
+def test_a_prefix_refusal_spends_no_site_budget(settings):
+    settings.SMS_PREFIX_HOURLY_LIMIT = 1
+    issue(phone=US_PHONES[0])
+
+    for phone in US_PHONES[1:11]:
+        with pytest.raises(services.RateLimited):
+            services.sms_code_request(phone=phone, ip=OTHER_IP, path="/test/")
+
+    assert spent("sms-global", "all") == 1
+    assert spent("sms-phone-day", US_PHONES[1], window=86400) == 0
+
+
+def racing(requests: list[tuple[str, str]]) -> list[bool]:
+    """Send the (phone, ip) requests at once; True for each code sent."""
+    barrier = threading.Barrier(len(requests))
+
+    def send(request):
+        phone, ip = request
+        barrier.wait()
+        try:
+            services.sms_code_request(phone=phone, ip=ip, path="/test/")
+            return True
+        except services.RateLimited:
+            return False
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(send, requests))
+
+
+def test_racing_requests_from_one_address_send_its_limit_and_spend_only_that(settings):
+    settings.SMS_IP_HOURLY_LIMIT = 5
+
+    sent = racing([(phone, IP) for phone in US_PHONES[:16]])
+
+    assert sent.count(True) == len(sms.outbox) == 5
+    assert (spent("sms-global", "all"), spent("sms-prefix", "1")) == (5, 5)
+
+
+def test_racing_requests_for_one_phone_send_one_code(settings):
+    sent = racing([(PHONE, f"198.51.100.{n}") for n in range(12)])
+
+    assert sent.count(True) == len(sms.outbox) == 1
+    assert spent("sms-phone-day", PHONE, window=86400) == 1
+    assert (spent("sms-global", "all"), spent("sms-prefix", "1")) == (1, 1)
 
 
 # --- the sms_code_issued signal ---------------------------------------------------------------
@@ -359,7 +567,7 @@ def test_signal_is_sent_with_sender_path_phone_and_code(issued_signals):
     def some_view():
         pass
 
-    services.sms_code_request(phone="+1 555 123 4567", ip=IP, path="/login/", sender=some_view)
+    services.sms_code_request(phone="+1 201 555 0123", ip=IP, path="/login/", sender=some_view)
 
     assert len(issued_signals) == 1
     call = issued_signals[0]
