@@ -4,7 +4,6 @@ from pathlib import Path
 
 import environ
 import phonenumbers
-import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
 from .caches import cache_config
@@ -133,53 +132,6 @@ SMS_CODE_TTL = env.int("SMS_CODE_TTL", default=300)
 SMS_CODE_MAX_ATTEMPTS = env.int("SMS_CODE_MAX_ATTEMPTS", default=5)
 SMS_PHONE_INTERVAL = env.int("SMS_PHONE_INTERVAL", default=60)
 SMS_IP_HOURLY_LIMIT = env.int("SMS_IP_HOURLY_LIMIT", default=20)
-# Codes one phone may get per UTC day: with the interval above, min(5, 86400 / 60) = 5.
-SMS_PHONE_DAILY_LIMIT = env.int("SMS_PHONE_DAILY_LIMIT", default=5)
-# Codes per country calling code (+1, +44...) per hour: pumping one country's numbers cannot
-# take the whole global budget.
-SMS_PREFIX_HOURLY_LIMIT = env.int("SMS_PREFIX_HOURLY_LIMIT", default=1000)
-# Codes per hour from the whole site, the ceiling on the SMS bill; one ERROR line on the
-# "qbuy.sms" logger when a window's count reaches SMS_GLOBAL_ALARM_PERCENT of it.
-SMS_GLOBAL_HOURLY_LIMIT = env.int("SMS_GLOBAL_HOURLY_LIMIT", default=2000)
-SMS_GLOBAL_ALARM_PERCENT = env.int("SMS_GLOBAL_ALARM_PERCENT", default=80)
-if not 1 <= SMS_GLOBAL_ALARM_PERCENT <= 99:  # at 100 the alarm would come with the last SMS
-    raise ImproperlyConfigured("SMS_GLOBAL_ALARM_PERCENT must be between 1 and 99.")
-# The regions (ISO 3166, as libphonenumber names them: +1 is US, CA and 23 others) whose
-# mobile numbers may get codes; premium, toll-free, VoIP and non-geographic ones never do.
-SMS_ALLOWED_COUNTRIES = [
-    c.upper() for c in env.list("SMS_ALLOWED_COUNTRIES", default=["US", "CA", "GB"])
-]
-if not SMS_ALLOWED_COUNTRIES or set(SMS_ALLOWED_COUNTRIES) - phonenumbers.SUPPORTED_REGIONS:
-    raise ImproperlyConfigured(
-        "SMS_ALLOWED_COUNTRIES must list libphonenumber regions (e.g. US,CA,GB), not"
-        f" {','.join(SMS_ALLOWED_COUNTRIES)!r}."
-    )
-# Verifying codes (accounts.services.sms_code_login). Wrong guesses from the address that asked
-# for a code count against that code (SMS_CODE_MAX_ATTEMPTS); guesses from any other address
-# never kill it but spend this per-phone budget per UTC day, after which other addresses get 429
-# until the day ends (a new code does not reset it). So an attacker gets at most
-# LOGIN_PHONE_DAILY_FAILURES + SMS_CODE_MAX_ATTEMPTS x SMS_PHONE_DAILY_LIMIT = 35 guesses per
-# phone per day (SECURITY.md).
-LOGIN_PHONE_DAILY_FAILURES = env.int("LOGIN_PHONE_DAILY_FAILURES", default=10)
-# Failed verifications from one address per hour, across phones, counted also when no code is
-# live; beyond it that address gets 429 until the hour ends.
-LOGIN_IP_HOURLY_FAILURES = env.int("LOGIN_IP_HOURLY_FAILURES", default=30)
-# The admin's password login (accounts.admin_login): failures per address and per account per
-# ADMIN_LOGIN_WINDOW seconds, then the form refuses (saying when to retry) without trying it.
-ADMIN_LOGIN_IP_FAILURES = env.int("ADMIN_LOGIN_IP_FAILURES", default=20)
-ADMIN_LOGIN_ACCOUNT_FAILURES = env.int("ADMIN_LOGIN_ACCOUNT_FAILURES", default=5)
-ADMIN_LOGIN_WINDOW = env.int("ADMIN_LOGIN_WINDOW", default=900)
-# Staff passwords (the admin); buyers have none. createsuperuser applies them to
-# DJANGO_SUPERUSER_PASSWORD too (accounts/management/commands/createsuperuser.py).
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": env.int("ADMIN_PASSWORD_MIN_LENGTH", default=12)},
-    },
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
 # Codes one phone may get per UTC day: with the interval above, min(5, 86400 / 60) = 5.
 SMS_PHONE_DAILY_LIMIT = env.int("SMS_PHONE_DAILY_LIMIT", default=5)
 # Codes per country calling code (+1, +44...) per hour: pumping one country's numbers cannot
