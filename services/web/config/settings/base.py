@@ -18,6 +18,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First: its createsuperuser (validators on DJANGO_SUPERUSER_PASSWORD too) replaces auth's.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -26,7 +28,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "qbuy_core",
-    "accounts",
     "sales",
     "orders",
 ]
