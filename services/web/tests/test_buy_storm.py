@@ -244,7 +244,7 @@ def test_the_worker_reuses_its_postgres_connections(stack_env, processes, make_s
     # CONN_MAX_AGE as deployed (this module's other processes run with 0).
     start(processes, "worker", stack_env, " ready.", CONN_MAX_AGE="60")
     sale = make_sale(name="Pool", stock=80)
-    buyers = [User.objects.create_user(f"+1555700{n:04d}") for n in range(80)]
+    buyers = [User.objects.create_user(f"+1415555{n:04d}") for n in range(80)]
     before = postgres_sessions()
     for buyer in buyers:
         services.order_reserve(sale_id=sale.pk, buyer_id=buyer.pk)

@@ -84,7 +84,7 @@ def test_local_stack_buys_through_nginx_and_stops_on_ctrl_c(local_stack):
     url = local_stack["url"]
     sale = sale_services.sale_create(name="Local kettle", stock=1)
     s = client(url)
-    log_in(s, url, local_stack["sms"], "+15551230000")
+    log_in(s, url, local_stack["sms"], "+13105550000")
 
     r = s.post(f"{url}/api/sales/{sale.pk}/buy", timeout=10)
     assert r.status_code == 202, r.text
@@ -132,7 +132,7 @@ def test_a_sold_out_page_is_dropped_for_every_web_process(local_stack):
 
     assert states() == {"open"}
     s = client(url)
-    log_in(s, url, local_stack["sms"], "+15551239999")
+    log_in(s, url, local_stack["sms"], "+13105559999")
     token = s.post(f"{url}/api/sales/{sale.pk}/buy", timeout=10).json()["order"]
     deadline = time.monotonic() + 30
     while s.get(f"{url}/api/orders/{token}", timeout=10).json()["status"] == "pending":
@@ -173,7 +173,7 @@ def ask_codes(s: requests.Session, url: str, first: int, count: int, **headers):
     return [
         s.post(
             f"{url}/api/auth/code",
-            json={"phone": f"+1555124{n:04d}"},
+            json={"phone": f"+1312555{n:04d}"},
             headers=headers,
             timeout=10,
         )
@@ -344,7 +344,7 @@ def test_a_killed_worker_is_restarted_and_orders_still_confirm(local_stack):
         assert time.monotonic() - t0 < 30, log.read_text()[-3000:]
         time.sleep(0.2)
     restarted = time.monotonic() - t0
-    waited = buy_and_wait_confirmed(url, local_stack["sms"], "+15551239000")
+    waited = buy_and_wait_confirmed(url, local_stack["sms"], "+13105559000")
     print(
         f"\nworker restarted {restarted:.1f}s after the kill; an order confirmed in {waited:.1f}s"
     )

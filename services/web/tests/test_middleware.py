@@ -238,7 +238,7 @@ def test_anonymous_page_is_not_served_to_a_logged_in_user(client, buyer):
 
 @URLS
 def test_two_users_each_see_their_own_page(buyer, django_user_model):
-    other = django_user_model.objects.create_user("+15550000002")
+    other = django_user_model.objects.create_user("+12015550002")
     first, second = Client(), Client()
     first.force_login(buyer)
     second.force_login(other)

@@ -119,7 +119,7 @@ def test_redis_outage_is_503_everywhere_then_the_same_session_works(stack):
         assert_unavailable(session.post(f"{url}/api/sales/{stack['sale']}/buy", json={}))
         assert_unavailable(session.get(f"{url}/api/orders/{token}", timeout=TIMEOUT))
         # Were 500s: the code store and its limits are in Redis.
-        phone = {"phone": "+15559990001"}
+        phone = {"phone": "+13035550001"}
         assert_unavailable(stranger.post(f"{url}/api/auth/code", json=phone, timeout=TIMEOUT))
         login = {**phone, "code": "123456"}
         assert_unavailable(stranger.post(f"{url}/api/auth/login", json=login, timeout=TIMEOUT))
@@ -129,7 +129,7 @@ def test_redis_outage_is_503_everywhere_then_the_same_session_works(stack):
         stack["redis"].start()
     r = me_after_recovery(stack, session)
     assert r.status_code == 200, r.text
-    assert r.json()["user"]["phone"] == "+15550000001"
+    assert r.json()["user"]["phone"] == "+12015550001"
 
 
 def test_postgres_outage_is_503_cached_pages_still_serve_then_it_heals(stack):
@@ -144,7 +144,7 @@ def test_postgres_outage_is_503_cached_pages_still_serve_then_it_heals(stack):
         assert_unavailable(session.post(f"{url}/api/sales/{stack['sale']}/buy", json={}))
         assert_unavailable(session.get(f"{url}/api/orders/{token}", timeout=TIMEOUT))
         assert_unavailable(session.get(f"{url}/api/sales/", timeout=TIMEOUT))
-        login = {"phone": "+15550000002", "code": "123456"}
+        login = {"phone": "+12015550002", "code": "123456"}
         assert_unavailable(session.post(f"{url}/api/auth/login", json=login, timeout=TIMEOUT))
         # Pages: the cached ones are served as if nothing happened, the others say 503.
         cached = requests.get(sale_page, timeout=TIMEOUT)
@@ -157,7 +157,7 @@ def test_postgres_outage_is_503_cached_pages_still_serve_then_it_heals(stack):
         stack["postgres"].start()
     r = me_after_recovery(stack, session)
     assert r.status_code == 200, r.text
-    assert r.json()["user"]["phone"] == "+15550000002"
+    assert r.json()["user"]["phone"] == "+12015550002"
     assert session.get(f"{url}/api/orders/{token}", timeout=TIMEOUT).json()["order"] == token
 
 

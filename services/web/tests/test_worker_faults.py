@@ -82,7 +82,7 @@ def reserve(sale, count: int, first: int) -> list[str]:
     tokens = []
     gate.load(sale)
     for n in range(first, first + count):
-        buyer = User.objects.create_user(f"+1555300{n:04d}")
+        buyer = User.objects.create_user(f"+1213555{n:04d}")
         token = str(uuid.uuid4())
         assert gate.reserve(sale_id=sale.pk, buyer_id=buyer.pk, token=token).outcome == "ok"
         Order.objects.create(token=token, sale=sale, buyer=buyer)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def alice():
-    return User.objects.create_user("+15552000001")
+    return User.objects.create_user("+12025550001")
 
 
 @pytest.fixture(params=["gate", "db-lock"])
@@ -176,7 +176,7 @@ def test_order_status_is_for_its_buyer_only(logged_in, client, make_sale):
     assert "reason" not in mine
 
     bob = Client()
-    bob.force_login(User.objects.create_user("+15552000002"))
+    bob.force_login(User.objects.create_user("+12025550002"))
     assert bob.get(f"/api/orders/{token}").status_code == 404
     assert Client().get(f"/api/orders/{token}").status_code == 401
     assert logged_in.get("/api/orders/not-a-uuid").json() == {"error": "not_found"}

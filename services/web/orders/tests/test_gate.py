@@ -75,7 +75,7 @@ def test_release_keeping_the_buyer_blocks_a_second_try(make_sale):
 
 def test_rebuild_counts_pending_and_confirmed_orders_but_not_failed(make_sale):
     sale = make_sale(stock=10)
-    users = [User.objects.create_user(f"+1555000{n:04d}") for n in range(3)]
+    users = [User.objects.create_user(f"+1201555{n:04d}") for n in range(3)]
     statuses = [Order.Status.PENDING, Order.Status.CONFIRMED, Order.Status.FAILED]
     for user, status in zip(users, statuses, strict=True):
         Order.objects.create(sale=sale, buyer=user, status=status)

@@ -25,7 +25,7 @@ WEB = Path(__file__).resolve().parents[2]  # services/web
 
 @pytest.fixture
 def buyers(db):
-    return [User.objects.create_user(f"+1555200{n:04d}") for n in range(5)]
+    return [User.objects.create_user(f"+1202555{n:04d}") for n in range(5)]
 
 
 def buy(sale, buyer, *, place=True) -> str:

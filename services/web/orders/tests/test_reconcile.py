@@ -21,7 +21,7 @@ from sales.models import Sale
 
 @pytest.fixture
 def buyers(db):
-    return [User.objects.create_user(f"+1555200{n:04d}") for n in range(5)]
+    return [User.objects.create_user(f"+1202555{n:04d}") for n in range(5)]
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_reconcile_requeues_each_stale_order_once_per_requeue_delay(
 def test_two_concurrent_reconciles_queue_each_order_once(make_sale, settings, queue):
     """Two beats (or a beat and a manual run) at the same second: one message per order."""
     settings.ORDER_REQUEUE_AFTER, settings.ORDER_FAIL_AFTER = 30, 600
-    buyers = [User.objects.create_user(f"+1555201{n:04d}") for n in range(5)]
+    buyers = [User.objects.create_user(f"+1203555{n:04d}") for n in range(5)]
     pending_orders(make_sale, buyers, 5)
     queue_before = queue()  # the first enqueue of each order, after its COMMIT
     later = timezone.now() + timedelta(seconds=60)

@@ -13,7 +13,7 @@ from orders.models import Order
 
 @pytest.fixture
 def buyers(db):
-    return [User.objects.create_user(f"+1555100{n:04d}") for n in range(5)]
+    return [User.objects.create_user(f"+1212555{n:04d}") for n in range(5)]
 
 
 def redis_stock(sale):
