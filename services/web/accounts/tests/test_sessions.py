@@ -252,3 +252,24 @@ def test_public_api_answers_stay_cacheable(make_sale):
     assert r.status_code == 200
     assert "private" not in r.get("Cache-Control", "")
     assert "no-store" not in r.get("Cache-Control", "")
+
+
+def test_the_sold_out_memo_answers_without_reading_the_session(make_sale, settings):
+    """The buy endpoint's hot path (orders/soldout.py) stays free of a session read, so its
+    answer is not marked private: the marker shows whether the session was touched."""
+    from orders import soldout
+
+    settings.BUY_STRATEGY, settings.SOLD_OUT_MEMO = "gate", 60
+    sale = make_sale(stock=1)
+    soldout.remember(sale.pk)
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = "whatever-the-session-is"
+
+    try:
+        r = post_json(client, f"/api/sales/{sale.pk}/buy")
+    finally:
+        soldout._until.pop(sale.pk, None)  # the memo is process-wide
+
+    assert r.status_code == 409
+    assert r.json()["error"] == "sold_out"
+    assert "private" not in r.get("Cache-Control", "")
