@@ -195,12 +195,12 @@ def test_login_returns_user_and_creates_it(api):
     assert r.json() == {"user": {"id": user.pk, "phone": PHONE}}
 
 
-def test_login_sets_session_cookie_backed_by_sessions_cache(api):
+def test_login_sets_session_cookie_backed_by_sessions_cache(api, settings):
     r = log_in(api)
 
     cookie = r.cookies["SESSION_ID"]
     assert cookie["path"] == "/"
-    assert int(cookie["max-age"]) == 1209600
+    assert int(cookie["max-age"]) == settings.SESSION_COOKIE_AGE
     assert cookie["httponly"]
     assert cookie["samesite"] == "Lax"
     store = session_store(cookie.value)
