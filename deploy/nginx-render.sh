@@ -19,6 +19,9 @@ template=$1 out=$2
 : "${NGINX_TRUSTED_PROXIES:=}"    # CIDRs of proxies in front of nginx, comma- or space-separated
 : "${NGINX_CODE_RATE:=6r/m}"
 : "${NGINX_CODE_BURST:=3}"
+: "${NGINX_LOGIN_RATE:=10r/m}"   # code checks (API and page) per address
+: "${NGINX_LOGIN_BURST:=5}"
+: "${NGINX_ADMIN_ALLOW:=}"        # CIDRs that may reach /admin/, comma- or space-separated; empty: all
 : "${NGINX_BUY_RATE:=20r/s}"
 : "${NGINX_BUY_BURST:=20}"
 
@@ -33,6 +36,9 @@ retry_after() {
 }
 QBUY_CODE_RETRY_AFTER=$(retry_after "$NGINX_CODE_RATE")
 QBUY_BUY_RETRY_AFTER=$(retry_after "$NGINX_BUY_RATE")
+QBUY_LOGIN_RETRY_AFTER=$(retry_after "$NGINX_LOGIN_RATE")
+# The login page posts count in both zones: tell the longer wait.
+QBUY_PAGE_RETRY_AFTER=$((QBUY_CODE_RETRY_AFTER > QBUY_LOGIN_RETRY_AFTER ? QBUY_CODE_RETRY_AFTER : QBUY_LOGIN_RETRY_AFTER))
 
 QBUY_REAL_IP_FROM="" QBUY_PROXY_GEO=""
 for cidr in $(echo "$NGINX_TRUSTED_PROXIES" | tr ',' ' '); do
@@ -42,9 +48,20 @@ for cidr in $(echo "$NGINX_TRUSTED_PROXIES" | tr ',' ' '); do
 "
 done
 
+QBUY_ADMIN_ALLOW=""
+for cidr in $(echo "$NGINX_ADMIN_ALLOW" | tr ',' ' '); do
+    QBUY_ADMIN_ALLOW="$QBUY_ADMIN_ALLOW            allow $cidr;
+"
+done
+if [ -n "$QBUY_ADMIN_ALLOW" ]; then
+    QBUY_ADMIN_ALLOW="$QBUY_ADMIN_ALLOW            deny all;
+"
+fi
+
 export QBUY_UPSTREAM NGINX_LISTEN NGINX_STATIC_ROOT NGINX_RUN_DIR NGINX_RESOLVER NGINX_RESOLVER_VALID \
     NGINX_CODE_RATE NGINX_CODE_BURST NGINX_BUY_RATE NGINX_BUY_BURST QBUY_CODE_RETRY_AFTER \
-    QBUY_BUY_RETRY_AFTER QBUY_REAL_IP_FROM QBUY_PROXY_GEO
+    QBUY_BUY_RETRY_AFTER QBUY_REAL_IP_FROM QBUY_PROXY_GEO NGINX_LOGIN_RATE NGINX_LOGIN_BURST \
+    QBUY_LOGIN_RETRY_AFTER QBUY_PAGE_RETRY_AFTER QBUY_ADMIN_ALLOW
 # Only our placeholders: nginx's own $variables stay as they are.
 envsubst "$(grep -o '\${\(QBUY\|NGINX\)_[A-Z_]*}' "$template" | sort -u | tr '\n' ' ')" \
     <"$template" >"$out"

@@ -223,6 +223,69 @@ def test_django_keys_its_limits_on_the_address_nginx_saw(local_stack):
     assert [r.status_code for r in ask_codes(second, url, 300, 2)] == [202, 202]
 
 
+def page_post(s: requests.Session, url: str, **form) -> requests.Response:
+    """A POST of the login page's form, with the CSRF cookie its GET set."""
+    if "csrftoken" not in s.cookies:
+        s.get(f"{url}/login/", timeout=10)
+    form["csrfmiddlewaretoken"] = s.cookies["csrftoken"]
+    return s.post(f"{url}/login/", data=form, timeout=10)
+
+
+def test_nginx_counts_the_login_page_with_the_api_and_never_limits_its_get(local_stack):
+    """The page's form sends and checks codes too: nginx counts its POSTs in the API's zones
+    (codes: 6/min, burst 3; checks: 10/min, burst 5), refuses them with a page, and leaves
+    GET /login/ alone; the admin is open to everyone by default (NGINX_ADMIN_ALLOW empty)."""
+    url = local_stack["url"]
+    sender = client(url, "127.0.0.4")
+    assert [r.status_code for r in ask_codes(sender, url, 400, 2)] == [202, 202]
+    sent = [page_post(sender, url, step="phone", phone=f"+1201555{n:04d}") for n in (402, 403)]
+    assert [r.status_code for r in sent] == [200, 200]
+    assert all('name="code"' in r.text for r in sent)  # codes sent: the code step is shown
+
+    refused = page_post(sender, url, step="phone", phone="+12015550404")
+    assert refused.status_code == 429
+    assert refused.headers["Content-Type"].startswith("text/html")
+    assert refused.headers["Retry-After"] == "10"
+    assert "Too many tries" in refused.text
+    assert ask_codes(sender, url, 405, 1)[0].json()["error"] == "rate_limited"  # the API too
+    assert {sender.get(f"{url}/login/", timeout=10).status_code for _ in range(20)} == {200}
+
+    # Checking codes: the API's POSTs and the page's share the logins zone.
+    checker = client(url, "127.0.0.5")
+    checks = [
+        checker.post(
+            f"{url}/api/auth/login", json={"phone": "+12015550406", "code": "1"}, timeout=10
+        )
+        for _ in range(8)
+    ]
+    statuses = [r.status_code for r in checks]
+    assert statuses == [400] * 6 + [429] * 2, [r.text for r in checks]
+    assert checks[0].json()["error"] == "invalid_code"  # Django's answer ...
+    assert checks[-1].json() == {"error": "rate_limited", "retry_after": 6}  # ... then nginx's
+    assert checks[-1].headers["Retry-After"] == "6"
+    page = page_post(checker, url, step="code", phone="+12015550406", code="123456")
+    assert page.status_code == 429
+    assert "Too many tries" in page.text
+
+    assert requests.get(f"{url}/admin/login/", timeout=10).status_code == 200
+
+
+@pytest.mark.local_env(NGINX_ADMIN_ALLOW="127.0.0.6/32, 127.0.1.0/24")
+def test_nginx_admin_allowlist(local_stack):
+    url = local_stack["url"]
+    for address, status in (
+        ("127.0.0.6", 200),
+        ("127.0.1.9", 200),
+        ("127.0.0.1", 403),
+        ("127.0.0.7", 403),
+    ):
+        s = client(url, address)
+        for path in ("/admin/login/", "/admin/", "/%61dmin/login/", "//admin/login/"):
+            r = s.get(f"{url}{path}", timeout=10, allow_redirects=False)
+            assert (r.status_code == 403) == (status == 403), (address, path, r.status_code)
+        assert s.get(f"{url}/sales/", timeout=10).status_code == 200  # the rest is open
+
+
 def test_nginx_micro_cache_is_for_anonymous_pages_only(local_stack):
     url = local_stack["url"]
     sale_services.sale_create(name="Cached kettle", stock=1)
