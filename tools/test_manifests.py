@@ -1,5 +1,7 @@
 """What DESIGN.md and the container issue ask of the manifests, checked on kustomize's output."""
 
+import ipaddress
+
 import yaml
 
 from tools import lint
@@ -70,16 +72,46 @@ def test_sms_codes_have_their_own_per_minute_limit_at_the_ingress():
         code["metadata"]["annotations"][prefix + "limit-burst-multiplier"]
     )
     assert burst <= 6  # ingress-nginx's smallest at 6/min (deploy/nginx.conf: 3)
-    rule = code["spec"]["rules"][0]
+    # One Ingress, one zone (ingress-nginx names it after the object): the login page's form
+    # spends the same budget as the API's sends.
+    assert paths_of(code, site) == [("/api/auth/code", "Exact"), ("/login/", "Exact")]
+
+
+def paths_of(ingress, site) -> list[tuple[str, str]]:
+    """The paths of ``ingress``, checked to be on the site's host, TLS and backend."""
+    (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == site["spec"]["rules"][0]["host"]
-    assert code["spec"]["tls"] == site["spec"]["tls"]
-    assert rule["http"]["paths"] == [
-        {
-            "path": "/api/auth/code",
-            "pathType": "Exact",
-            "backend": site["spec"]["rules"][0]["http"]["paths"][0]["backend"],
-        }
+    assert ingress["spec"]["tls"] == site["spec"]["tls"]
+    backend = site["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+    assert all(p["backend"] == backend for p in rule["http"]["paths"])
+    return [(p["path"], p["pathType"]) for p in rule["http"]["paths"]]
+
+
+def test_code_checks_have_a_per_minute_limit_at_the_ingress():
+    objs = rendered("k8s/base")
+    login = objs[("Ingress", "qbuy-auth-login")]
+    annotations = login["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert annotations[prefix + "limit-rpm"] == "10"  # deploy/nginx.conf's NGINX_LOGIN_RATE
+    assert annotations[prefix + "limit-burst-multiplier"] == "1"
+    assert paths_of(login, objs[("Ingress", "qbuy")]) == [("/api/auth/login", "Exact")]
+    # Every path that sends or checks a code is limited by one Ingress or the other, once.
+    limited = [
+        path
+        for (kind, _), obj in objs.items()
+        if kind == "Ingress" and prefix + "limit-rpm" in obj["metadata"]["annotations"]
+        for path, _ in paths_of(obj, objs[("Ingress", "qbuy")])
     ]
+    assert sorted(limited) == ["/api/auth/code", "/api/auth/login", "/login/"]
+
+
+def test_the_admin_is_allowlisted_at_the_ingress():
+    objs = rendered()  # the demo too: no overlay may drop it
+    admin = objs[("Ingress", "qbuy-admin")]
+    allowed = admin["metadata"]["annotations"]["nginx.ingress.kubernetes.io/whitelist-source-range"]
+    cidrs = [ipaddress.ip_network(c.strip()) for c in allowed.split(",")]
+    assert cidrs and all(c.is_private for c in cidrs)
+    assert paths_of(admin, objs[("Ingress", "qbuy")]) == [("/admin/", "Prefix")]
 
 
 def test_django_keys_client_limits_on_the_address_the_ingress_resolved():
