@@ -193,14 +193,14 @@ class Buyer(FastHttpUser):
                 "/api/auth/login",
                 "/api/auth/login",
                 json={"phone": phone, "code": code},
-                expect={200, (403, "code_expired")} if lost else None,
+                expect={200, (400, "invalid_code")} if lost else None,
             )
             if status == 200:
                 return None
             if status == 0 or status == 429 or status >= 500:
                 lost = True
                 gevent.sleep(_pause(headers))
-            elif lost and body.get("error") == "code_expired":
+            elif lost and body.get("error") == "invalid_code":
                 self.shared.sms.codes.pop(phone, None)  # the next code, not this one
                 code = None
             else:
