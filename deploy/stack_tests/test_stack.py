@@ -59,6 +59,7 @@ def test_every_service_is_up_and_healthy():
     assert set(by_service) == {
         "postgres",
         "redis",
+        "redis-cache",
         "migrate",
         "web",
         "worker",
@@ -67,7 +68,7 @@ def test_every_service_is_up_and_healthy():
         "nginx",
     }
     assert by_service["migrate"]["State"] == "exited" and by_service["migrate"]["ExitCode"] == 0
-    for name in ("postgres", "redis", "web", "worker", "beat", "flower", "nginx"):
+    for name in ("postgres", "redis", "redis-cache", "web", "worker", "beat", "flower", "nginx"):
         assert by_service[name]["State"] == "running", by_service[name]
         assert by_service[name]["Health"] == "healthy", by_service[name]
     # Published on loopback only (QBUY_PUBLISH_ADDR).
@@ -80,6 +81,31 @@ def test_every_service_is_up_and_healthy():
     assert published == {"127.0.0.1"}
     assert stack.manage("migrate", "--check").returncode == 0
     assert stack.get("/readyz").status_code == 200
+
+
+def redis_cli(service: str, *args: str) -> str:
+    return compose("exec", "-T", service, "redis-cli", *args).stdout.strip()
+
+
+def test_state_never_evicts_and_the_pages_live_in_their_own_redis():
+    assert redis_cli("redis", "config", "get", "maxmemory-policy").split() == [
+        "maxmemory-policy",
+        "noeviction",
+    ]
+    assert redis_cli("redis-cache", "config", "get", "maxmemory-policy").split() == [
+        "maxmemory-policy",
+        "allkeys-lru",
+    ]
+    for service in ("redis", "redis-cache"):
+        assert int(redis_cli(service, "config", "get", "maxmemory").split()[1]) > 0, service
+    sale = stack.create_sale("cached in redis-cache", 5)
+    for _ in range(2):
+        assert stack.get(f"/sales/{sale}/").status_code == 200
+    assert stack.get("/sales/").status_code == 200
+    pages = redis_cli("redis-cache", "--scan", "--pattern", "*qbuy.page:*").split()
+    assert len(pages) >= 1
+    for db in range(16):  # the state Redis holds no page, in any database
+        assert not redis_cli("redis", "-n", str(db), "--scan", "--pattern", "*qbuy.page:*"), db
 
 
 def test_static_files_come_from_nginx():
