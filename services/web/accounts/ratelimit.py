@@ -10,6 +10,7 @@ one window's budget at its end and the next one's at the start (twice the limit 
 while), which every limit's figure in SECURITY.md allows for.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -52,6 +53,13 @@ class Limit:
         key, retry_after = self._key(ident, time.time())
         if (_cache().get(key) or 0) >= self.limit:
             raise RateLimited(retry_after=retry_after)
+
+    def give_back(self, ident: str) -> None:
+        """Undo one hit() of this window (an event that did not happen after all)."""
+        key, _ = self._key(ident, time.time())
+        # ValueError: the window ended meanwhile, nothing of this window to give back.
+        with contextlib.suppress(ValueError):
+            _cache().decr(key)
 
     def count(self, ident: str) -> int:
         key, _ = self._key(ident, time.time())

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from qbuy_core import code_store
 from qbuy_core.signals import sms_code_issued
+from qbuy_core.sms import SmsDeliveryError
 
 from .models import User
 from .phone import calling_code, normalize_phone
@@ -115,9 +116,19 @@ def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
         count = limit.hit(ident)
     _alarm_if_due(count)  # the global limit is the last one counted
     code = generate_code(settings.SMS_CODE_LENGTH)
-    sms_code_issued.send(
-        sender=sender or sms_code_request, path=path, phone=normalized, code=code, ip=ip
-    )
+    try:
+        sms_code_issued.send(
+            sender=sender or sms_code_request, path=path, phone=normalized, code=code, ip=ip
+        )
+    except SmsDeliveryError:
+        # No SMS went out: the phone's interval and day and the shared budgets are given back,
+        # so a retry after the 503's Retry-After is not refused for a code that never arrived
+        # (a provider outage would otherwise spend every phone's day). The address keeps its
+        # count: retries from one address stay limited.
+        _limits_cache().delete(_phone_slot_key(normalized))
+        for limit, ident in limits[1:]:
+            limit.give_back(ident)
+        raise
     return normalized
 
 

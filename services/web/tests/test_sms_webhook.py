@@ -104,6 +104,19 @@ def test_a_gateway_error_is_a_503_sms_unavailable(gateway, settings, status):
     assert r["Retry-After"] == str(settings.SMS_UNAVAILABLE_RETRY_AFTER)
 
 
+def test_a_failed_delivery_spends_neither_the_phones_interval_nor_its_day(gateway, settings):
+    settings.SMS_PHONE_DAILY_LIMIT = 1
+    gateway.status = 503
+    assert request_code().status_code == 503
+
+    gateway.status = 202
+    r = request_code()  # at once, as the 503's Retry-After allows: not 429
+
+    assert r.status_code == 202, r.content
+    assert [m["json"]["to"] for m in gateway.received] == [PHONE, PHONE]
+    assert request_code().status_code == 429  # the one code that arrived is the day's
+
+
 def test_a_slow_gateway_is_cut_at_the_timeout(gateway, settings):
     settings.SMS_WEBHOOK_TIMEOUT = 0.3
     gateway.delay = 2.0
