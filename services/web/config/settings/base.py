@@ -137,10 +137,11 @@ SMS_IP_HOURLY_LIMIT = env.int("SMS_IP_HOURLY_LIMIT", default=20)
 SMS_PHONE_DAILY_LIMIT = env.int("SMS_PHONE_DAILY_LIMIT", default=5)
 # Codes per country calling code (+1, +44...) per hour: pumping one country's numbers cannot
 # take the whole global budget.
-SMS_PREFIX_HOURLY_LIMIT = env.int("SMS_PREFIX_HOURLY_LIMIT", default=1000)
+SMS_PREFIX_HOURLY_LIMIT = env.int("SMS_PREFIX_HOURLY_LIMIT", default=5000)
 # Codes per hour from the whole site, the ceiling on the SMS bill; one ERROR line on the
-# "qbuy.sms" logger when a window's count reaches SMS_GLOBAL_ALARM_PERCENT of it.
-SMS_GLOBAL_HOURLY_LIMIT = env.int("SMS_GLOBAL_HOURLY_LIMIT", default=2000)
+# "qbuy.sms" logger when a window's count reaches SMS_GLOBAL_ALARM_PERCENT of it. Size both for
+# the busiest hour of logins a sale expects (SECURITY.md): past them nobody can log in.
+SMS_GLOBAL_HOURLY_LIMIT = env.int("SMS_GLOBAL_HOURLY_LIMIT", default=10000)
 SMS_GLOBAL_ALARM_PERCENT = env.int("SMS_GLOBAL_ALARM_PERCENT", default=80)
 if not 1 <= SMS_GLOBAL_ALARM_PERCENT <= 99:  # at 100 the alarm would come with the last SMS
     raise ImproperlyConfigured("SMS_GLOBAL_ALARM_PERCENT must be between 1 and 99.")
