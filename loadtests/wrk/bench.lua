@@ -8,8 +8,6 @@
 -- The same response() runs in every mode, so every scenario pays the same client cost.
 --
 --   get     the URL as given, one request built once (wrk's fast path)
---   unique  the URL plus ?bench=<thread>-<n>: a new query string per request, so any cache
---           keyed on the full URL (Django's cache_page) misses every time
 --   storm   POST the URL (a buy) with body {}, rotating over every session of the file, each
 --           thread from its own offset: most buyers ask many times
 --   once    POST the URL once per session: thread i of N owns sessions i, i+N, ...; when its
@@ -51,7 +49,7 @@ tokens = {}
 answered, first, last = 0, 0, 0
 
 local mode, tally_header, done_file
-local requests, issued, reserved, quota, counter = {}, 0, 0, 0, 0
+local requests, issued, reserved, quota = {}, 0, 0, 0
 
 local function read_sessions(path)
   local sessions = {}
@@ -115,11 +113,6 @@ function init(args)
 end
 
 function request()
-  if mode == "unique" then
-    counter = counter + 1
-    local sep = wrk.path:find("?", 1, true) and "&" or "?"
-    return wrk.format(nil, wrk.path .. sep .. "bench=" .. id .. "-" .. counter)
-  end
   if mode == "storm" then
     issued = issued + 1
     return requests[(issued - 1) % #requests + 1]
