@@ -7,10 +7,10 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_safe
 
 from common.http import ApiError, api_view, page_number, page_payload
-from qbuy_core.shared_page import shared_page
 
 from . import selectors
 from .models import Sale
@@ -33,8 +33,8 @@ def _list_page_number(request) -> int:
 
 def canonical_list_query(view):
     """301 any other spelling of a list page (?page=01, ?page=1, ?utm=..., a repeated page) to
-    its one URL, before the cache: the cache keys on the page number alone, so whatever else the
-    query said must not reach a page stored under that number."""
+    its one URL, before @cache_page: that keys on the full URL, so only the one URL of each real
+    page reaches it (404s are not stored) and its entries are bounded by the real pages."""
 
     @wraps(view)
     def wrapped(request):
@@ -46,13 +46,13 @@ def canonical_list_query(view):
     return wrapped
 
 
+# One copy for every visitor: @cache_page stores the page before SessionMiddleware adds
+# Vary: Cookie, so the template must not read the user or the session (@vary_on_cookie would
+# give every logged-in buyer an entry of their own, no hits during a sale).
+# sales/tests/test_views.py renders it for a logged-in buyer and fails if the session was read.
 @require_safe
 @canonical_list_query
-@shared_page(
-    cache="list",
-    timeout=settings.SALE_LIST_CACHE_TIMEOUT,
-    key=lambda request, *, number: f"page={number}",
-)
+@cache_page(timeout=settings.SALE_LIST_CACHE_TIMEOUT, cache="list", key_prefix="page")
 def sale_list(request, *, number: int):
     try:
         page = selectors.sale_page(number=number)

@@ -507,39 +507,3 @@ def test_unnamed_route_is_not_stored_since_it_cannot_be_invalidated(client, sett
     assert not page_cache.is_canonical(RequestFactory().get("/cached/stream/"))
     assert page_cache.is_canonical(RequestFactory().get("/cached/public/"))
     assert not page_cache.is_canonical(RequestFactory().get("/no/such/route/"))
-
-
-# --- @shared_page: a page that touches the session or the CSRF token is never shared ----------
-
-
-@URLS
-def test_shared_page_is_stored_once_for_everyone(client, buyer):
-    assert Client().get("/shared/public/").content == b"the same for all"
-    client.force_login(buyer)
-    assert client.get("/shared/public/").content == b"the same for all"
-    assert urls_middleware.CALLS["shared-public"] == 1
-
-
-@URLS
-def test_shared_page_that_reads_the_user_is_not_stored_and_says_so(client, buyer, caplog):
-    client.force_login(buyer)
-    with caplog.at_level(logging.ERROR, logger="qbuy.page_cache"):
-        mine = client.get("/shared/whoami/")
-    assert mine.content == f"whoami: {buyer.phone}".encode()
-    assert [
-        r.getMessage().split(":")[0] for r in caplog.records if r.name == "qbuy.page_cache"
-    ] == ["shared_whoami touched the session"]
-    anonymous = Client().get("/shared/whoami/")
-    assert anonymous.content == b"whoami: AnonymousUser"
-    assert urls_middleware.CALLS["shared-whoami"] == 2
-
-
-@URLS
-def test_shared_page_with_a_csrf_token_is_not_stored(client, caplog):
-    with caplog.at_level(logging.ERROR, logger="qbuy.page_cache"):
-        first = client.get("/shared/form/")
-    token = re.search(rb'value="([^"]+)"', first.content).group(1)
-    second = Client().get("/shared/form/")
-    assert token not in second.content
-    assert urls_middleware.CALLS["shared-form"] == 2
-    assert any("csrf token" in r.getMessage() for r in caplog.records)

@@ -14,7 +14,6 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as project_urlpatterns
-from qbuy_core.shared_page import shared_page
 
 CALLS: Counter = Counter()
 
@@ -88,31 +87,6 @@ def numbered(request, n):
     return _text("numbered", request, str(n))
 
 
-_SHARED = {"cache": "list", "timeout": 60, "key": lambda request: "one"}
-
-
-@shared_page(**_SHARED)
-def shared_public(request):
-    CALLS["shared-public"] += 1
-    return TemplateResponse(request, engines["django"].from_string("the same for all"))
-
-
-@shared_page(**_SHARED)
-def shared_whoami(request):
-    """A shared page whose template reads the user, i.e. the session."""
-    CALLS["shared-whoami"] += 1
-    return TemplateResponse(request, _WHOAMI)
-
-
-_CSRF = engines["django"].from_string("<form>{% csrf_token %}</form>")
-
-
-@shared_page(**_SHARED)
-def shared_form(request):
-    CALLS["shared-form"] += 1
-    return TemplateResponse(request, _CSRF)
-
-
 def boom(request):
     raise RuntimeError("boom")
 
@@ -127,9 +101,6 @@ urlpatterns = [
     path("cached/whoami/", whoami),
     path("cached/visits/", visits),
     path("cached/n/<int:n>/", numbered, name="t-numbered"),
-    path("shared/public/", shared_public),
-    path("shared/whoami/", shared_whoami),
-    path("shared/form/", shared_form),
     path("plain/", plain),
     path("api/boom", boom, name="t-api-boom"),
     path("boom/", boom, name="t-page-boom"),

@@ -82,7 +82,7 @@ CACHES = {
     "html": cache_config(
         env("HTML_CACHE_URL", default=CACHE_URL), key_prefix="html", ignore_exceptions=True
     ),
-    # The sale list (@shared_page, SALE_LIST_CACHE_TIMEOUT): nothing invalidates it, it is only
+    # The sale list (@cache_page, SALE_LIST_CACHE_TIMEOUT): nothing invalidates it, it is only
     # ever up to that many seconds old, so a copy per process is as fresh as a shared one and a
     # hit skips the network. In Redis, a hit (two reads) served 0.4x /healthz (issue 10).
     "list": cache_config(
