@@ -1,7 +1,6 @@
 """The pages as a person sees them: a real headless Chromium against a live server."""
 
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,30 +11,14 @@ from django.test import Client
 
 from accounts.models import User
 
-from .chromium import Visit, visit
-
-# `make deps` installs Debian's chromium; a missing browser is a failure, not a skip.
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+from .chromium import CHROMIUM, FLAGS, Visit, visit
 
 
 def render(url: str) -> str:
     """The DOM after Chromium loaded ``url`` (flags: no network beyond loopback, fresh profile)."""
     with tempfile.TemporaryDirectory(prefix="qbuy-chromium-") as profile:
         done = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--dump-dom",
-                url,
-            ],
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
             capture_output=True,
             text=True,
             timeout=60,
