@@ -27,7 +27,7 @@ class UserManager(BaseUserManager):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    phone = models.CharField(max_length=16, unique=True, help_text="E.164, e.g. +15551234567")
+    phone = models.CharField(max_length=16, unique=True, help_text="E.164, e.g. +12015550123")
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)

@@ -45,14 +45,16 @@ def request_code(request):
     except services.InvalidPhone:
         raise ApiError(400, "invalid_phone", detail=f"use {accepted()}") from None
     except services.RateLimited as limited:
-        response = JsonResponse(
-            {"error": "rate_limited", "retry_after": limited.retry_after}, status=429
-        )
-        response["Retry-After"] = str(limited.retry_after)
-        return response
+        return rate_limited(limited.retry_after)
     except SmsDeliveryError:
         return sms_unavailable()
     return JsonResponse({"sent": True, "expires_in": settings.SMS_CODE_TTL}, status=202)
+
+
+def rate_limited(retry_after: int) -> JsonResponse:
+    response = JsonResponse({"error": "rate_limited", "retry_after": retry_after}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def sms_unavailable() -> JsonResponse:
@@ -75,11 +77,7 @@ def api_login(request):
     except services.InvalidCode:
         raise ApiError(400, "invalid_code", detail=INVALID_CODE) from None
     except services.RateLimited as limited:
-        response = JsonResponse(
-            {"error": "rate_limited", "retry_after": limited.retry_after}, status=429
-        )
-        response["Retry-After"] = str(limited.retry_after)
-        return response
+        return rate_limited(limited.retry_after)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return JsonResponse({"user": user_payload(user)})
 
