@@ -5,10 +5,10 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 MANAGE := cd services/web && ../../$(PYTHON) manage.py
 
-.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench loadtest clean
+.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench bench-compare loadtest clean
 
 help:
-	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | loadtest"
+	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | bench-compare | loadtest"
 	@echo "make lock: recompile requirements/{base,dev}.in into the hashed base.txt and dev.txt"
 
 deps:
@@ -92,6 +92,12 @@ faults: deps venv
 # bench.png. E.g. BENCH_ARGS="--duration 5 --only storm accepted".
 bench: deps venv
 	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)
+
+# The buy endpoint of the working tree against REV's, side by side on the same stack
+# (loadtests/compare.py): a table, loadtests/results/compare.json. REV defaults to HEAD.
+# E.g. make bench-compare REV=8be6a30 COMPARE_ARGS="--rounds 2 --accepted".
+bench-compare: deps venv
+	$(PYTHON) -m loadtests.compare $(if $(REV),--rev $(REV)) $(COMPARE_ARGS)
 
 # The flash-sale storm with Locust, then the invariant check (loadtests/loadtest.py);
 # LOCUST_UI=1 opens Locust's web UI. E.g. LOADTEST_ARGS="--buyers 500 --stock 100".

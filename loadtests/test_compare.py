@@ -1,0 +1,128 @@
+"""`make bench-compare` inside `make test`: a short real run (1 s per run, two rounds, a few
+connections and buyers) of the working tree against HEAD, and the summary's arithmetic. No
+speed is asserted: a run here only shows that both trees are served and measured."""
+
+import json
+import subprocess
+
+import pytest
+
+from loadtests import bench, compare
+from tools.stack import ROOT
+
+SMOKE = [
+    "--rev=HEAD",
+    "--rounds=2",
+    "--duration=1",
+    "--warmup=1",
+    "--connections=8",
+    "--sessions=40",
+    "--stock=10",
+    "--workers=2",
+]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    results = tmp_path_factory.mktemp("compare")
+    code = compare.main([*SMOKE, f"--results={results}"])
+    return code, json.loads((results / "compare.json").read_text())
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_both_trees_are_measured_in_every_round(smoke):
+    code, report = smoke
+    assert code == 0, report["problems"]
+    assert report["order"] == ["1:new", "1:old", "2:old", "2:new"]
+    seen = {(x["round"], x["tree"], x["key"]) for x in report["runs"]}
+    assert seen == {
+        (i, tree, key)
+        for i in (1, 2)
+        for tree in ("new", "old")
+        for key in ("healthz", "storm-gate")
+    }
+    for run in report["runs"]:
+        expected = {str(s) for s in bench.BY_KEY[run["key"]].expected}
+        assert run["requests"] > 0 and set(map(str, run["statuses"])) <= expected, run
+    storms = [x for x in report["runs"] if x["key"] == "storm-gate"]
+    assert all(x["invariants"]["ok"] and x["accepted"] == 10 for x in storms)
+
+
+def test_the_summary_gives_each_tree_s_figures_and_the_ratio(smoke):
+    _, report = smoke
+    rows = {row["key"]: row for row in report["summary"]}
+    assert set(rows) == {"healthz", "storm-gate"}
+    for row in rows.values():
+        assert row["new"]["rps"] > 0 and row["old"]["rps"] > 0
+        assert row["new"]["p99_ms"] > 0 and row["old"]["p99_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["new"]["rps"] / row["old"]["rps"], abs=1e-3)
+        assert len(row["per_round"]) == 2
+    assert rows["storm-gate"]["result"] in {"PASS", "MISS"}
+    assert rows["healthz"]["result"] == "control"
+
+
+def test_the_old_tree_is_served_from_the_exported_commit(smoke):
+    _, report = smoke
+    new, old = report["trees"]["new"], report["trees"]["old"]
+    assert old["commit"] == _git("rev-parse", "HEAD").strip()
+    assert new["served_from"] == str(ROOT / "services/web")
+    assert old["served_from"].endswith("/old/services/web")
+    assert not old["served_from"].startswith(str(ROOT))
+
+
+def test_export_writes_the_commit_s_files(tmp_path):
+    tree = compare.export("HEAD~1", tmp_path / "old")
+    assert (tree.web / "manage.py").read_text() == _git("show", "HEAD~1:services/web/manage.py")
+    assert (tmp_path / "old/README.md").read_text() == _git("show", "HEAD~1:README.md")
+    assert (tree.web / "start.sh").stat().st_mode & 0o111  # git's mode: executable
+    assert tree.env["PYTHONPATH"] == str(tmp_path / "old/packages/qbuy-core/src")
+
+
+def test_an_unknown_rev_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no such commit"):
+        compare.export("no-such-rev", tmp_path / "old")
+
+
+def test_rounds_alternate_which_tree_goes_first():
+    assert compare.order(3) == [
+        (1, "new"),
+        (1, "old"),
+        (2, "old"),
+        (2, "new"),
+        (3, "new"),
+        (3, "old"),
+    ]
+
+
+def _run(tree: str, round_: int, rps: float, others: float = 0.0) -> dict:
+    return {
+        "key": "storm-gate",
+        "connections": 64,
+        "tree": tree,
+        "round": round_,
+        "rps": rps,
+        "latency_ms": {"p50": 2.0, "p99": 10.0},
+        "others_cpu": others,
+    }
+
+
+@pytest.mark.parametrize(("new", "result"), [((90.0, 90.0), "PASS"), ((89.0, 89.8), "MISS")])
+def test_the_buy_storm_passes_at_ninety_percent_of_the_old_rate(new, result):
+    runs = [_run("old", 1, 100.0), _run("old", 2, 100.0)]
+    runs += [_run("new", 1, new[0]), _run("new", 2, new[1])]
+    (row,) = compare.summarize(runs, ["storm-gate"], [64])
+    assert row["result"] == result
+    assert row["ratio"] == pytest.approx(sum(new) / 200, abs=1e-3)
+    assert row["per_round"] == [new[0] / 100, new[1] / 100]
+    assert not row["noisy"]
+
+
+def test_a_run_on_a_busy_machine_marks_its_row():
+    runs = [_run("old", 1, 100.0), _run("new", 1, 100.0, others=0.5)]
+    (row,) = compare.summarize(runs, ["storm-gate"], [64])
+    assert row["noisy"] and row["result"] == "PASS"
