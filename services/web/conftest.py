@@ -6,10 +6,23 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.db import DatabaseError
+from hypothesis import settings as hypothesis_settings
 
 from accounts.models import User
 from qbuy_core import sms
 from sales import services as sale_services
+
+# Property tests (hypothesis): `ci` is bounded and the same examples on every run (derandomize),
+# so make test stays fast and a failure is reproducible; real servers answer, so no deadline.
+# HYPOTHESIS_PROFILE=fuzz searches much longer, at random, and prints the blob that replays a
+# failure (@reproduce_failure). Neither keeps an example database: nothing written to the tree.
+hypothesis_settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, database=None
+)
+hypothesis_settings.register_profile(
+    "fuzz", max_examples=2000, deadline=None, database=None, print_blob=True
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
