@@ -1,10 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import path, re_path
 
 from accounts import views as accounts_views
-from accounts.urls import api_urlpatterns as auth_api
 from common import health, http
-from orders.urls import urlpatterns as orders_api
+from config import api
 from sales import views as sales_views
 
 handler400 = "common.http.bad_request"
@@ -19,10 +18,8 @@ urlpatterns = [
     path("account/", accounts_views.account_page, name="account"),
     path("sales/", sales_views.sale_list, name="sale-list"),
     path("sales/<int:pk>/", sales_views.sale_detail, name="sale-detail"),
-    path("api/auth/", include((auth_api, "auth"))),
-    path("api/sales/", sales_views.api_sale_list, name="api-sale-list"),
-    path("api/sales/<int:pk>", sales_views.api_sale_detail, name="api-sale-detail"),
-    path("api/", include(orders_api)),
+    # The JSON API, /api/docs and /api/openapi.json (config/api.py).
+    path("api/", api.urls()),
     # Last: whatever else is under /api/ is a JSON 404, with DEBUG too, and never redirected.
     re_path(r"^api(?:/|$)", http.api_not_found, name="api-not-found"),
 ]

@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_results",
+    # The API's /api/docs: Swagger UI's files from ninja's static folder, not a CDN.
+    "ninja",
     "qbuy_core",
     "sales",
     "orders",

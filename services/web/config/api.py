@@ -1,0 +1,155 @@
+"""The JSON API: one NinjaAPI at /api/, a router per app, and the edge between it and Django.
+
+Ninja declares each operation (method, path, body, every answer) and writes the OpenAPI 3.1
+document from that (/api/openapi.json, /api/docs). qbuy keeps three things of its own, at the
+edge, in ``urls()``:
+
+* CSRF: ninja marks its views csrf_exempt and leaves the check to its cookie auth; qbuy's views
+  are checked by CsrfViewMiddleware as the pages are, before the view runs, whatever the auth
+  (the login and the buy endpoint have none), with common.http.csrf_failure's JSON 403.
+* 405: ninja's is a text body; ours is JSON with the allowed methods.
+* An answer that read the session (the user, a login, a logout) is personal: no shared cache
+  (a CDN, a corporate proxy) may keep it, and no browser may store it on disk. Answers that did
+  not read it (the sale list, the buy endpoint's sold-out memo) stay cacheable.
+
+Errors keep the shape ``{"error": "<code>", ...}`` (common.api_errors): ninja's 422 validation
+answers become the 400s the API always gave. Any other exception propagates to
+RequestMetaMiddleware: a 503 for an outage, a JSON 500 otherwise (ninja would answer its own
+text 500 under DEBUG).
+"""
+
+import functools
+import json
+
+from django.http import Http404, HttpResponseNotAllowed
+from django.utils.cache import patch_cache_control
+from ninja import NinjaAPI, Swagger
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from accounts.api import router as auth_router
+from common.api_errors import ApiError
+from common.http import api_not_found, json_error
+from orders.api import router as orders_router
+from sales.api import router as sales_router
+
+# A field whose own code says more than missing_fields/wrong_type (the API's answers before
+# ninja): any validation error of it is this answer.
+FIELD_ERRORS = {
+    "page": ("invalid_page", "page must be a positive integer"),
+    "quantity": ("invalid_quantity", "quantity must be a positive integer"),
+}
+
+
+class QbuyAPI(NinjaAPI):
+    def get_content_type(self) -> str:
+        return "application/json"  # as JsonResponse says it: one Content-Type for all answers
+
+
+api = QbuyAPI(
+    title="qbuy",
+    version="1",
+    description=(
+        'The flash-sale API. Errors are `{"error": "<code>", ...}`; each answer\'s '
+        "description lists its codes. POSTs need the X-CSRFToken header "
+        "(GET /api/auth/csrf); the session is the SESSION_ID cookie (POST /api/auth/login)."
+    ),
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+    docs=Swagger(settings={"persistAuthorization": False}),
+)
+api.add_router("/auth/", auth_router)
+api.add_router("/sales/", sales_router)
+api.add_router("/", orders_router)
+
+
+@api.exception_handler(ApiError)
+def _api_error(request, exc: ApiError):
+    return json_error(exc.status, exc.error, **exc.extra)
+
+
+@api.exception_handler(AuthenticationError)
+def _not_authenticated(request, exc):
+    return json_error(401, "not_authenticated")
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return json_error(404, "not_found")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return json_error(exc.status_code, "bad_request", detail=str(exc))
+
+
+@api.exception_handler(Exception)
+def _unhandled(request, exc):
+    raise exc  # RequestMetaMiddleware answers: 503 for an outage, a JSON 500 otherwise
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    return validation_answer(exc.errors)
+
+
+def validation_answer(errors: list[dict]):
+    """Pydantic's errors as the API's 400s, in the order they were always checked."""
+    body_fields, missing, wrong = False, [], []
+    for error in errors:
+        source, *loc = error["loc"]
+        field = loc[-1] if (source == "query" or len(loc) > 1) else None
+        if field in FIELD_ERRORS:
+            code, detail = FIELD_ERRORS[field]
+            return json_error(400, code, detail=detail)
+        if field is None:  # the body itself: a JSON value that is not an object
+            return json_error(400, "invalid_json", detail="expected a JSON object")
+        body_fields = True
+        (missing if error["type"] == "missing" else wrong).append(field)
+    if missing:
+        return json_error(400, "missing_fields", fields=missing)
+    if body_fields and wrong:
+        return json_error(400, "wrong_type", fields=wrong, expected="string")
+    return json_error(400, "bad_request")
+
+
+def _json_405(response):
+    allowed = sorted(m.strip() for m in response["Allow"].split(","))
+    return HttpResponseNotAllowed(
+        allowed,
+        content=json.dumps({"error": "method_not_allowed", "allowed": allowed}),
+        content_type="application/json",
+    )
+
+
+def _edge(view, methods=None):
+    """``view`` as qbuy serves it: see the module's docstring."""
+
+    # updated=(): not ninja's csrf_exempt, which __dict__ would carry over.
+    @functools.wraps(view, updated=())
+    def edge(request, *args, **kwargs):
+        if methods is not None and request.method not in methods:
+            return _json_405(HttpResponseNotAllowed(methods))
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and response.get("Content-Type") != "application/json":
+            response = _json_405(response)
+        session = getattr(request, "session", None)
+        if session is not None and session.accessed:
+            patch_cache_control(response, private=True, no_store=True)
+        return response
+
+    return edge
+
+
+def urls():
+    """``api.urls`` for ``path("api/", ...)``, each view behind ``_edge``."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        if pattern.name == "api-root":
+            # Ninja's root (/api/) only names the prefix for reverse(); it is no endpoint.
+            pattern.callback = api_not_found
+        elif pattern.name in ("openapi-json", "openapi-view"):
+            pattern.callback = _edge(pattern.callback, methods=("GET", "HEAD"))
+        else:
+            pattern.callback = _edge(pattern.callback)
+    return patterns, app_name, namespace

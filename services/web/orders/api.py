@@ -1,0 +1,127 @@
+"""The buy endpoint and a buyer's orders."""
+
+from typing import Annotated
+from uuid import UUID
+
+from django.conf import settings
+from django.core.paginator import EmptyPage, Paginator
+from ninja import Query, Router, Status
+
+from common.api_errors import (
+    BAD_CONTENT_LENGTH,
+    BODY_TOO_LARGE,
+    INVALID_JSON,
+    INVALID_PAGE,
+    NO_SUCH_PAGE,
+    NOT_AUTHENTICATED,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+    Refusal,
+    answers,
+)
+from common.json_body import JsonBody
+from common.pagination import page_payload
+from common.session_auth import session_user
+
+from . import services, soldout
+from .models import Order
+from .schemas import BuyAccepted, BuyIn, OrderOut, OrderPageOut
+
+router = Router(tags=["orders"])
+
+REFUSALS = {
+    "not_found": 404,
+    "sold_out": 409,
+    "already_bought": 409,
+    "over_limit": 400,
+    "not_started": 403,
+    "ended": 410,  # Gone, as the sale page answers
+}
+DEFAULT_BUY = BuyIn()  # no body at all: one item
+STRATEGIES = {"gate": services.order_reserve, "db-lock": services.order_lock_and_confirm}
+
+
+def order_payload(order: Order) -> dict:
+    payload = {
+        "order": str(order.token),
+        "sale": order.sale_id,
+        "quantity": order.quantity,
+        "status": order.status,
+        "created_at": order.created_at.isoformat(),
+    }
+    if order.reason:
+        payload["reason"] = order.reason
+    return payload
+
+
+@router.post(
+    "/sales/{int:pk}/buy",
+    operation_id="sales_buy",
+    tags=["sales"],
+    **answers(
+        {202: BuyAccepted},
+        INVALID_JSON,
+        BAD_CONTENT_LENGTH,
+        BODY_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+        Refusal(400, "invalid_quantity", "quantity is not a positive integer"),
+        Refusal(400, "over_limit", "quantity over the sale's per_buyer_limit"),
+        NOT_AUTHENTICATED,
+        Refusal(403, "not_started", "the sale has not opened yet"),
+        Refusal(404, "not_found", "no such sale"),
+        Refusal(409, "sold_out", "no stock left"),
+        Refusal(409, "already_bought", "this buyer already has an order for the sale"),
+        Refusal(410, "ended", "the sale is over"),
+        unsafe=True,
+        # Not auth=session_user, which reads the session first: the sold-out memo answers
+        # before that. The document still says the operation needs the session.
+        extra={"security": [{"SessionAuth": []}]},
+    ),
+)
+def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
+    """Reserves the quantity (default 1): 202 with the order to poll, or a refusal."""
+    # Answered from memory, before the session and the user are read (orders/soldout.py).
+    gate = settings.BUY_STRATEGY == "gate"
+    if gate and soldout.known(pk) and settings.SESSION_COOKIE_NAME in request.COOKIES:
+        raise ApiError(409, "sold_out")
+    if not request.user.is_authenticated:
+        raise ApiError(401, "not_authenticated")
+    try:
+        order = STRATEGIES[settings.BUY_STRATEGY](
+            sale_id=pk, buyer_id=request.user.pk, quantity=payload.quantity
+        )
+    except services.BuyRefused as refused:
+        raise ApiError(REFUSALS[refused.outcome], refused.outcome) from None
+    return Status(202, {"order": order.token, "status": order.status})
+
+
+@router.get(
+    "/orders/",
+    operation_id="orders_list",
+    auth=session_user,
+    exclude_unset=True,
+    **answers({200: OrderPageOut}, INVALID_PAGE, NOT_AUTHENTICATED, NO_SUCH_PAGE),
+)
+def order_list(request, page: int = Query(1, ge=1)):
+    """The buyer's orders, newest first, 20 a page."""
+    orders = Order.objects.filter(buyer=request.user).order_by("-created_at", "-pk")
+    try:
+        orders_page = Paginator(orders, 20).page(page)
+    except EmptyPage:
+        raise ApiError(404, "no_such_page") from None
+    return {"results": [order_payload(o) for o in orders_page], "page": page_payload(orders_page)}
+
+
+@router.get(
+    "/orders/{uuid:token}",
+    operation_id="orders_detail",
+    auth=session_user,
+    exclude_unset=True,
+    **answers({200: OrderOut}, NOT_AUTHENTICATED, Refusal(404, "not_found", "no such order")),
+)
+def order_detail(request, token: UUID):
+    """One order of the buyer's; someone else's is as invisible as a missing one (404)."""
+    order = Order.objects.filter(token=token, buyer=request.user).first()
+    if order is None:
+        raise ApiError(404, "not_found")
+    return order_payload(order)

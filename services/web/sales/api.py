@@ -1,0 +1,33 @@
+"""/api/sales/: the sale list and one sale, as the pages show them."""
+
+from django.core.paginator import EmptyPage
+from ninja import Query, Router
+
+from common.api_errors import INVALID_PAGE, NO_SUCH_PAGE, NOT_FOUND, ApiError, answers
+from common.pagination import page_payload
+
+from . import selectors
+from .models import Sale
+from .schemas import SaleOut, SalePageOut
+
+router = Router(tags=["sales"])
+
+
+@router.get(
+    "/", operation_id="sales_list", **answers({200: SalePageOut}, INVALID_PAGE, NO_SUCH_PAGE)
+)
+def api_sale_list(request, page: int = Query(1, ge=1)):
+    """Newest sales first, SALES_PER_PAGE a page."""
+    try:
+        sales = selectors.sale_page(number=page)
+    except EmptyPage:
+        raise ApiError(404, "no_such_page") from None
+    return {"results": [selectors.sale_payload(s) for s in sales], "page": page_payload(sales)}
+
+
+@router.get("/{int:pk}", operation_id="sales_detail", **answers({200: SaleOut}, NOT_FOUND))
+def api_sale_detail(request, pk: int):
+    sale = Sale.objects.select_related("product").filter(pk=pk).first()
+    if sale is None:
+        raise ApiError(404, "not_found")
+    return selectors.sale_payload(sale)

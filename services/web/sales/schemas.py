@@ -1,0 +1,35 @@
+"""The sales API's answers. Timestamps stay the strings sale_payload writes (isoformat, with
+microseconds and +00:00), documented as date-time."""
+
+from typing import Annotated, Literal
+
+from ninja import Schema
+from pydantic import WithJsonSchema
+
+from common.pagination import PageOut
+
+DateTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class ProductOut(Schema):
+    id: int
+    name: str
+    price: str  # a decimal, as a string: no float rounding
+
+
+class SaleOut(Schema):
+    id: int
+    name: str
+    product: ProductOut
+    starts_at: DateTime
+    ends_at: DateTime
+    stock: int
+    remaining: int
+    per_buyer_limit: int
+    state: Literal["upcoming", "open", "sold_out", "ended"]
+    url: str
+
+
+class SalePageOut(Schema):
+    results: list[SaleOut]
+    page: PageOut
