@@ -9,6 +9,8 @@ from ninja.responses import NinjaJSONEncoder
 
 from config.api import api
 
+from .chromium import visit
+
 COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -116,3 +118,27 @@ def test_the_docs_page_uses_only_our_static_files(client):
     for name in ("swagger-ui-bundle.js", "swagger-ui-init.js", "swagger-ui.css"):
         assert f"/static/ninja/{name}" in html
         assert finders.find(f"ninja/{name}"), name  # collectstatic collects it
+
+
+def test_the_docs_page_loads_in_chromium_within_the_csp_and_loopback(live_server):
+    """Swagger UI renders every operation, with no CSP violation (the policy has no
+    'unsafe-inline') and nothing fetched from anywhere but the live server."""
+    page = visit(f"{live_server.url}/api/docs", evaluate=[*RENDERED, RESOURCES])
+
+    assert page.csp_violations == [], "\n".join(page.csp_violations)
+    assert max(page.values[e] for e in RENDERED) == len(list(operations(generated())))
+    fetched = page.values[RESOURCES]
+    assert f"{live_server.url}/static/ninja/swagger-ui-bundle.js" in fetched
+    assert f"{live_server.url}/api/openapi.json" in fetched
+    assert [url for url in fetched if not url.startswith(live_server.url)] == []
+
+
+# Swagger UI renders after fetching the document, a moment after the load event that visit()
+# waits for. Each probe first fetches the document itself, synchronously (as long as Swagger
+# UI's own fetch), then counts the operations rendered: the last probes see it done.
+RENDERED = [
+    "(() => { const x = new XMLHttpRequest(); x.open('GET', '/api/openapi.json', false);"
+    f" x.send(); return document.querySelectorAll('.opblock').length; }})() /* {n} */"
+    for n in range(10)
+]
+RESOURCES = "performance.getEntriesByType('resource').map(e => e.name)"
