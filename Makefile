@@ -5,10 +5,10 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 MANAGE := cd services/web && ../../$(PYTHON) manage.py
 
-.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench bench-compare loadtest clean
+.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench bench-compare loadtest fuzz clean
 
 help:
-	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | bench-compare | loadtest"
+	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | bench-compare | loadtest | fuzz"
 	@echo "make lock: recompile requirements/{base,dev}.in into the hashed base.txt and dev.txt"
 
 deps:
@@ -87,6 +87,14 @@ test-stack: venv
 # The fault suite: a storm per scenario with a fault injected mid-sale (loadtests/faults.py).
 faults: deps venv
 	$(PYTHON) -m loadtests.faults $(FAULTS_ARGS)
+
+# The API contract run with many more examples than make test's: Schemathesis against the live
+# app (services/web/tests/test_schemathesis.py, FUZZ_EXAMPLES per operation and phase) and the
+# Hypothesis property tests under the `fuzz` profile. E.g. FUZZ_EXAMPLES=5000 FUZZ_ARGS="-x".
+FUZZ_EXAMPLES ?= 1000
+FUZZ_TESTS ?= services/web/tests/test_schemathesis.py $(wildcard services/web/*/tests/test_*properties.py)
+fuzz: deps venv
+	QBUY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest $(FUZZ_TESTS) $(FUZZ_ARGS)
 
 # The performance harness (loadtests/bench.py): the table, loadtests/results/bench.json and
 # bench.png. E.g. BENCH_ARGS="--duration 5 --only storm accepted".
