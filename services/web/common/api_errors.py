@@ -74,10 +74,11 @@ _RETRY_AFTER = {
 }
 
 
-def answers(ok: dict, *refusals: Refusal, unsafe: bool = False, extra=None) -> dict:
+def answers(ok: dict, *refusals: Refusal, unsafe=False, extra=None, links=None) -> dict:
     """``response=`` and ``openapi_extra=`` for a route: ``ok`` ({status: schema}), then every
     refusal, plus the 405 and the 503 every operation has (and the 403 CSRF if ``unsafe``);
-    ``extra`` goes into the operation's OpenAPI object as it is."""
+    ``extra`` goes into the operation's OpenAPI object as it is; ``links`` (OpenAPI links: the
+    operations a client can call next with values from this answer) go on the ``ok`` answer."""
     refusals = (*refusals, METHOD_NOT_ALLOWED, UNAVAILABLE, *((CSRF_FAILED,) if unsafe else ()))
     response, documented = dict(ok), {}
     for refusal in refusals:
@@ -85,7 +86,7 @@ def answers(ok: dict, *refusals: Refusal, unsafe: bool = False, extra=None) -> d
         doc = documented.setdefault(refusal.status, {"codes": [], "retry_after": False})
         doc["codes"].append(f"`{refusal.error}`: {refusal.why}")
         doc["retry_after"] |= refusal.retry_after
-    described = {}
+    described = {status: {"links": links} for status in ok if links}
     for status, doc in sorted(documented.items()):
         described[status] = {"description": "; ".join(doc["codes"])}
         if doc["retry_after"]:

@@ -76,6 +76,12 @@ def order_payload(order: Order) -> dict:
         # Not auth=session_user, which reads the session first: the sold-out memo answers
         # before that. The document still says the operation needs the session.
         extra={"security": [{"SessionAuth": []}]},
+        links={
+            "Order": {
+                "operationId": "orders_detail",
+                "parameters": {"token": "$response.body#/order"},
+            }
+        },
     ),
 )
 def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
@@ -100,7 +106,18 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
     operation_id="orders_list",
     auth=session_user,
     exclude_unset=True,
-    **answers({200: OrderPageOut}, INVALID_PAGE, NOT_AUTHENTICATED, NO_SUCH_PAGE),
+    **answers(
+        {200: OrderPageOut},
+        INVALID_PAGE,
+        NOT_AUTHENTICATED,
+        NO_SUCH_PAGE,
+        links={
+            "Order": {
+                "operationId": "orders_detail",
+                "parameters": {"token": "$response.body#/results/0/order"},
+            }
+        },
+    ),
 )
 def order_list(request, page: int = Query(1, ge=1)):
     """The buyer's orders, newest first, 20 a page."""

@@ -14,7 +14,19 @@ router = Router(tags=["sales"])
 
 
 @router.get(
-    "/", operation_id="sales_list", **answers({200: SalePageOut}, INVALID_PAGE, NO_SUCH_PAGE)
+    "/",
+    operation_id="sales_list",
+    **answers(
+        {200: SalePageOut},
+        INVALID_PAGE,
+        NO_SUCH_PAGE,
+        links={
+            "SaleDetail": {
+                "operationId": "sales_detail",
+                "parameters": {"pk": "$response.body#/results/0/id"},
+            }
+        },
+    ),
 )
 def api_sale_list(request, page: int = Query(1, ge=1)):
     """Newest sales first, SALES_PER_PAGE a page."""
@@ -25,7 +37,15 @@ def api_sale_list(request, page: int = Query(1, ge=1)):
     return {"results": [selectors.sale_payload(s) for s in sales], "page": page_payload(sales)}
 
 
-@router.get("/{int:pk}", operation_id="sales_detail", **answers({200: SaleOut}, NOT_FOUND))
+@router.get(
+    "/{int:pk}",
+    operation_id="sales_detail",
+    **answers(
+        {200: SaleOut},
+        NOT_FOUND,
+        links={"Buy": {"operationId": "sales_buy", "parameters": {"pk": "$response.body#/id"}}},
+    ),
+)
 def api_sale_detail(request, pk: int):
     sale = Sale.objects.select_related("product").filter(pk=pk).first()
     if sale is None:

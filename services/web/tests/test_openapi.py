@@ -142,3 +142,22 @@ RENDERED = [
     for n in range(10)
 ]
 RESOURCES = "performance.getEntriesByType('resource').map(e => e.name)"
+
+
+def test_links_lead_from_the_sales_to_the_buy_to_the_order():
+    paths = generated()["paths"]
+
+    def link(path, method, status):
+        (only,) = paths[path][method]["responses"][status]["links"].values()
+        return only["operationId"], only["parameters"]
+
+    assert link("/api/sales/", "get", "200") == (
+        "sales_detail", {"pk": "$response.body#/results/0/id"}
+    )  # fmt: skip
+    assert link("/api/sales/{pk}", "get", "200") == ("sales_buy", {"pk": "$response.body#/id"})
+    assert link("/api/sales/{pk}/buy", "post", "202") == (
+        "orders_detail", {"token": "$response.body#/order"}
+    )  # fmt: skip
+    assert link("/api/orders/", "get", "200") == (
+        "orders_detail", {"token": "$response.body#/results/0/order"}
+    )  # fmt: skip
