@@ -46,6 +46,12 @@ fmt: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# docs/openapi.json: the API's OpenAPI 3.1 document, written from its declaration
+# (services/web/config/api.py); services/web/tests/test_openapi.py fails when they differ.
+.PHONY: openapi
+openapi: venv
+	$(MANAGE) export_openapi_schema --api config.api.api --indent 2 --output ../../docs/openapi.json
+
 migrate: venv
 	$(MANAGE) migrate
 
