@@ -42,7 +42,7 @@ def user_payload(user) -> dict:
     return {"id": user.pk, "phone": user.phone}
 
 
-@router.get("/csrf", operation_id="auth_csrf", **answers({200: CsrfOut}))
+@router.get("/csrf", operation_id="auth_csrf", url_name="csrf", **answers({200: CsrfOut}))
 @decorate_view(never_cache, ensure_csrf_cookie)
 def csrf(request):
     """Sets the csrftoken cookie and returns its token: every POST needs it in X-CSRFToken."""
@@ -52,6 +52,7 @@ def csrf(request):
 @router.post(
     "/code",
     operation_id="auth_code",
+    url_name="code",
     **answers(
         {202: CodeSentOut},
         *JSON_BODY,
@@ -82,6 +83,7 @@ def request_code(request, payload: Annotated[PhoneIn, JsonBody()]):
 @router.post(
     "/login",
     operation_id="auth_login",
+    url_name="login",
     **answers(
         {200: UserAnswer},
         *JSON_BODY,
@@ -109,7 +111,9 @@ def api_login(request, payload: Annotated[LoginIn, JsonBody()]):
     return {"user": user_payload(user)}
 
 
-@router.post("/logout", operation_id="auth_logout", **answers({204: None}, unsafe=True))
+@router.post(
+    "/logout", operation_id="auth_logout", url_name="logout", **answers({204: None}, unsafe=True)
+)
 def api_logout(request):
     """Ends this session (204 when there was none). A 503 leaves the session valid."""
     logout(request)
@@ -119,6 +123,7 @@ def api_logout(request):
 @router.post(
     "/logout-all",
     operation_id="auth_logout_all",
+    url_name="logout-all",
     auth=session_user,
     **answers({204: None}, NOT_AUTHENTICATED, unsafe=True),
 )
@@ -132,6 +137,7 @@ def api_logout_all(request):
 @router.get(
     "/me",
     operation_id="auth_me",
+    url_name="me",
     auth=session_user,
     **answers({200: UserAnswer}, NOT_AUTHENTICATED),
 )

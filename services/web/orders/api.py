@@ -57,6 +57,7 @@ def order_payload(order: Order) -> dict:
 @router.post(
     "/sales/{int:pk}/buy",
     operation_id="sales_buy",
+    url_name="buy",
     tags=["sales"],
     **answers(
         {202: BuyAccepted},
@@ -104,6 +105,7 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
 @router.get(
     "/orders/",
     operation_id="orders_list",
+    url_name="order-list",
     auth=session_user,
     exclude_unset=True,
     **answers(
@@ -132,6 +134,7 @@ def order_list(request, page: int = Query(1, ge=1)):
 @router.get(
     "/orders/{uuid:token}",
     operation_id="orders_detail",
+    url_name="order-detail",
     auth=session_user,
     exclude_unset=True,
     **answers({200: OrderOut}, NOT_AUTHENTICATED, Refusal(404, "not_found", "no such order")),

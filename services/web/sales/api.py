@@ -16,6 +16,7 @@ router = Router(tags=["sales"])
 @router.get(
     "/",
     operation_id="sales_list",
+    url_name="api-sale-list",
     **answers(
         {200: SalePageOut},
         INVALID_PAGE,
@@ -40,6 +41,7 @@ def api_sale_list(request, page: int = Query(1, ge=1)):
 @router.get(
     "/{int:pk}",
     operation_id="sales_detail",
+    url_name="api-sale-detail",
     **answers(
         {200: SaleOut},
         NOT_FOUND,
