@@ -349,7 +349,7 @@ def test_every_response_has_request_id_and_server_timing(client, make_sale):
     for path, view in [
         ("/sales/", "sale-list"),
         (f"/sales/{sale.pk}/", "sale-detail"),
-        ("/api/sales/", "api-sale-list"),
+        ("/api/sales/", "api:api-sale-list"),
     ]:
         response = client.get(path)
         assert response.status_code == 200
