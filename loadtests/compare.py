@@ -2,26 +2,30 @@
 endpoint at REV, side by side in one run (issue 12: an API library may cost the buy path at most
 10 % of its requests/s against the views it replaces).
 
-One stack (loadtests/rig.py, as `make bench` runs it) and one set of logged-in buyers; only the
-web process changes: it is started from one tree, then from the other, on the same port, with
-the same settings and the same workers. Each tree is measured with bench.py's own scenarios: the
-buy storm (gate; a fresh sale per run, the stock sold in the first moments and every later
-answer a 409 from the sold-out memo or the gate: where a framework's per-request cost shows) and
-/healthz, the control (the same view in both trees unless that changed too).
+One stack (loadtests/rig.py, as `make bench` runs it) and one set of logged-in buyers; two web
+processes side by side with the same settings and workers, one started from each tree. Both
+answer the buy storm on one sale that is sold out first: every measured answer is a 409 from the
+sold-out memo or the gate, where a framework's per-request cost shows (bench.py's storm-gate
+scenario and wrk script); /healthz is the control (the same view in both trees unless that
+changed too).
 
-The trees take turns in rounds ordered new old | old new | new old ...: a drift of the machine
-through the run (a neighbour's load, a warming cache, a growing database) falls on both alike,
-and a web process is restarted only when the other tree takes over. Run the same code as both
-trees (REV = HEAD, nothing uncommitted) and the ratios show the harness's own noise.
+Noise. On a machine others share, throughput moves by tens of percent within a minute, so the
+trees take turns in short slices, ordered new old | old new | new old ... (each round's pair
+swapped: neither tree always goes first, and a drift falls on both alike), and the ratio is the
+median of the rounds' ratios. Each slice also reports the web CPU per answer (the gunicorn
+master and workers of the tree measured, from /proc): a neighbour slows the answers down but
+barely changes what each one costs, so old / new of that figure is the quieter estimate of the
+same ratio. Run the same code as both trees (REV = HEAD, nothing uncommitted) and the ratios
+show the harness's own noise.
 
 REV is exported with `git archive` into a temporary folder: nothing is added to the repository
 (a killed run leaves no worktree entry behind). Both trees run on the working tree's venv and
 Postgres schema (migrated by the working tree); REV's web uses its own qbuy_core (PYTHONPATH).
 
-Prints each run, then per scenario and connection count the mean req/s over the rounds, the
-median p50/p99, and the ratio new / old with its per-round range; the buy storm PASSes when the
-ratio is >= 0.90. Writes loadtests/results/compare.json. Exit 1 only when the harness breaks or
-a run has real failures, unexpected answers or a broken invariant (bench.problems); a MISS is
+Prints each slice, then per scenario and connection count each tree's mean req/s, median
+p50/p99 and web CPU per answer, and new / old; the buy storm PASSes when the median ratio of
+req/s is >= 0.90. Writes loadtests/results/compare.json. Exit 1 only when the harness breaks or
+a run has real failures, unexpected answers or the sale breaks an invariant; a MISS is
 reported, not an error.
 
 `python -m loadtests.compare [--rev REV] [--rounds N] [--duration S] [--connections N ...]`
@@ -40,13 +44,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loadtests import bench
+from port_for import get_port
+
+from loadtests import bench, cpuload, wrk
 from loadtests.cpuload import NOISY
 from loadtests.rig import READY, Rig, deployed_settings
 from tools.stack import ROOT, Process
 
 THRESHOLD = 0.90  # new / old requests/s of the buy storm (issue 12)
-STORM, CONTROL, ACCEPTED = (bench.BY_KEY[k] for k in ("storm-gate", "healthz", "accepted-gate"))
+STORM, CONTROL = bench.BY_KEY["storm-gate"], bench.BY_KEY["healthz"]
+TREES = ("new", "old")
 
 
 @dataclass
@@ -54,9 +61,11 @@ class Tree:
     name: str  # "new" (the working tree) or "old" (REV)
     label: str
     commit: str
-    web: Path  # its services/web, where the web process starts
+    web: Path  # its services/web, where its web process starts
     env: dict[str, str] = field(default_factory=dict)  # on top of the stack's web settings
-    served_from: str = ""  # the running gunicorn's working directory, read from /proc
+    url: str = ""
+    pid: int = 0  # its gunicorn master
+    served_from: str = ""  # that master's working directory, read from /proc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,21 +88,16 @@ def main(argv: list[str] | None = None) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rev", default="HEAD", help="the old tree: a commit (default HEAD)")
-    parser.add_argument("--rounds", type=int, default=4, help="turns of each tree (default 4)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=8, help="turns of each tree (default 8)")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per slice (default 4)")
     parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
-    parser.add_argument(
-        "--accepted",
-        action="store_true",
-        help="also accepted buys (through nginx, each buyer once; the worker's cost included)",
-    )
     parser.add_argument("--sessions", type=int, default=1000, help="logged-in buyers (1000)")
-    parser.add_argument("--stock", type=int, default=200, help="stock of a storm's sale (200)")
+    parser.add_argument("--stock", type=int, default=200, help="stock, sold before measuring")
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count() or 2, help="wrk threads (the cores)"
     )
     parser.add_argument("--timeout", type=int, default=5, help="wrk: an answer later is a failure")
-    parser.add_argument("--warmup", type=int, default=1, help="seconds, unmeasured, per start")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds, unmeasured, per tree")
     parser.add_argument(
         "--workers", type=int, help="GUNICORN_WORKERS (default: the gunicorn config's)"
     )
@@ -101,8 +105,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.stock >= args.sessions:
         parser.error("--stock must be below --sessions: the storm is mostly sold out answers")
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    if args.rounds < 1 or args.warmup < 1:
+        parser.error("--rounds and --warmup must be at least 1")
     return args
 
 
@@ -150,22 +154,25 @@ def export(rev: str, dest: Path) -> Tree:
     )
 
 
-def serve(r: Rig, tree: Tree, base_env: dict[str, str]) -> None:
-    """The stack's web process, stopped and started again from ``tree``."""
-    r.processes["web"].stop()
+def serve(r: Rig, tree: Tree, env: dict[str, str]) -> Process:
+    """A web process of ``tree`` beside the stack's, on a port of its own."""
+    port = get_port(None)
+    env = {**env, **tree.env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
     command = [str(tree.web / "start.sh")]
-    env = {**base_env, **tree.env}
-    r.processes["web"] = Process("web", env, r.dir, READY["web"], command).start(timeout=90)
+    proc = Process(f"web-{tree.name}", env, r.dir, READY["web"], command).start(timeout=90)
+    tree.url, tree.pid = f"http://127.0.0.1:{port}", proc.proc.pid
     # start.sh execs gunicorn in its folder: the master's cwd says which tree answers.
-    tree.served_from = os.readlink(f"/proc/{r.processes['web'].proc.pid}/cwd")
+    tree.served_from = os.readlink(f"/proc/{tree.pid}/cwd")
     if Path(tree.served_from).resolve() != tree.web.resolve():
-        raise RuntimeError(f"web runs in {tree.served_from}, not in {tree.web}")
+        proc.stop()
+        raise RuntimeError(f"web-{tree.name} runs in {tree.served_from}, not in {tree.web}")
+    return proc
 
 
 def order(rounds: int) -> list[tuple[int, str]]:
     """(round, tree) in turn: new old | old new | new old ... (each round's pair swapped, so
     that neither tree always goes first)."""
-    pairs = [("new", "old") if i % 2 == 0 else ("old", "new") for i in range(rounds)]
+    pairs = [TREES if i % 2 == 0 else TREES[::-1] for i in range(rounds)]
     return [(i + 1, name) for i, pair in enumerate(pairs) for name in pair]
 
 
@@ -176,15 +183,12 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
     settings = {**deployed_settings(), "BUY_STRATEGY": "gate"}
     if args.workers:
         settings["GUNICORN_WORKERS"] = str(args.workers)
-    scenarios = [CONTROL, STORM, *([ACCEPTED] if args.accepted else [])]
-    runs: list[tuple[int, str, bench.Run]] = []
-    with Rig(workdir, settings=settings, nginx=args.accepted, redis_aof=True, supervise=False) as r:
-        base_env = dict(r.processes["web"].env)
+    slices: list[tuple[int, str, bench.Run]] = []
+    with Rig(workdir, settings=settings, redis_aof=True, supervise=False) as r:
         sessions_file = r.dir / "sessions.txt"
         count = bench.log_in(r, args.sessions, sessions_file)
         print(f"compare: {count} buyers logged in", flush=True)
         report = {
-            "trees": {},
             "threshold": THRESHOLD,
             "machine": bench.describe_machine(r),
             "gunicorn": bench.describe_gunicorn(r),
@@ -192,68 +196,112 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
                 "tool": "wrk",
                 "threads": args.threads,
                 "connections": args.connections,
-                "duration_s": args.duration,
+                "slice_s": args.duration,
                 "rounds": args.rounds,
             },
-            "order": [],
         }
-        serving = None
-        for round_, name in order(args.rounds):
-            tree = trees[name]
-            if serving != name:
-                serve(r, tree, base_env)
-                bench.warm_up_buys(r, sessions_file, args)
-                serving = name
-            print(f"compare: round {round_}, {name}: {tree.label}", flush=True)
-            report["order"].append(f"{round_}:{name}")
-            for scenario in scenarios:
-                for connections in args.connections:
-                    time.sleep(bench.PAUSE)
-                    runs.append((round_, name, measure(r, scenario, connections, count, args)))
+        # Only the two trees' processes answer from here on: the stack's own web would idle.
+        r.processes["web"].stop()
+        web_env = dict(r.processes["web"].env)
+        webs = [serve(r, tree, web_env) for tree in trees.values()]
+        try:
+            sale = r.create_sale("bench-compare sold out", args.stock)
+            url = STORM.path.format(sale=sale)
+            tokens = []
+            for tree in trees.values():  # sells the stock out, then warms the other tree
+                tokens += warm_up(tree, url, sessions_file, args).tokens
+            for round_, name in order(args.rounds):
+                tree = trees[name]
+                print(f"compare: round {round_}, {name}: {tree.label}", flush=True)
+                for scenario, path in ((CONTROL, CONTROL.path), (STORM, url)):
+                    sessions = sessions_file if scenario.mode == "storm" else None
+                    for connections in args.connections:
+                        run = measure(tree, scenario, path, connections, sessions, args)
+                        tokens += run.tokens
+                        slices.append((round_, name, run))
+            pending, _ = r.wait_settled(sale, time.time(), bench.SETTLE_TIMEOUT)
+            report["sale"] = {"stock": args.stock, "pending": pending, **r.check(sale, tokens)}
+        finally:
+            for web in webs:
+                web.stop()
     report["trees"] = {
         t.name: {"label": t.label, "commit": t.commit, "served_from": t.served_from}
         for t in trees.values()
     }
-    report["runs"] = [{"round": i, "tree": name, **asdict(x)} for i, name, x in runs]
-    report["summary"] = summarize(report["runs"], [s.key for s in scenarios], args.connections)
+    report["order"] = [f"{i}:{name}" for i, name in order(args.rounds)]
+    report["runs"] = [
+        {"round": i, "tree": name, **asdict(run), "tokens": len(run.tokens)}
+        for i, name, run in slices
+    ]
+    report["summary"] = summarize(report["runs"], [CONTROL.key, STORM.key], args.connections)
     report["problems"] = [
-        f"{name}, round {i}: {p}" for i, name, x in runs for p in bench.problems([x])
+        *bench.problems([run for _, _, run in slices]),
+        *(f"the sale: invariant: {v}" for v in report["sale"].get("violations", [])),
+        *([f"the sale: {pending} orders still pending"] if report["sale"]["pending"] else []),
     ]
     return report
 
 
-def measure(r: Rig, scenario: bench.Scenario, connections: int, count: int, args) -> bench.Run:
-    if scenario.strategy:
-        return bench.buy_run(r, scenario, connections, r.dir / "sessions.txt", count, args)
+def warm_up(tree: Tree, path: str, sessions_file: Path, args) -> wrk.Result:
+    """Every web worker of ``tree`` opens its Postgres and Redis connections, loads the gate's
+    script and learns that the sale is sold out (the first tree also sells it)."""
+    return wrk.run(
+        tree.url + path,
+        connections=args.connections[0],
+        duration=args.warmup,
+        threads=args.threads,
+        mode="storm",
+        timeout=args.timeout,
+        sessions=sessions_file,
+    )
+
+
+@dataclass
+class Slice(bench.Run):
+    web_cpu_ms: float | None = None  # CPU of the tree's gunicorn (master and workers) per answer
+    tokens: list[str] = field(default_factory=list)  # orders answered 202 (none once sold out)
+
+
+def measure(
+    tree: Tree, scenario: bench.Scenario, path: str, connections: int, sessions, args
+) -> Slice:
+    """One slice: wrk's figures, the CPU others used, and the tree's web CPU per answer."""
+    time.sleep(bench.PAUSE)
+    before = cpuload.tree_cpu(tree.pid)
     result, others = bench.measured(
-        r.web_url + scenario.path,
+        tree.url + path,
         connections=connections,
         duration=args.duration,
         threads=args.threads,
+        mode=scenario.mode,
         timeout=args.timeout,
+        sessions=sessions,
     )
-    return bench._record(scenario, connections, result, others_cpu=others)
+    used = cpuload.tree_cpu(tree.pid) - before
+    run = bench._record(scenario, connections, result, others_cpu=others)
+    return Slice(
+        **asdict(run),
+        web_cpu_ms=round(1000 * used / result.requests, 3) if result.requests else None,
+        tokens=result.tokens,
+    )
 
 
 def summarize(runs: list[dict], keys: list[str], connections: list[int]) -> list[dict]:
-    """Per scenario and connection count: each tree's figures over the rounds, the ratio new /
-    old of the mean req/s and the range of the per-round ratios (the noise)."""
+    """Per scenario and connection count: each tree's figures over the rounds, and new / old as
+    the median of the rounds' ratios (a round's two slices ran next to each other in time)."""
     rows = []
     for key in keys:
         for c in connections:
             mine = [x for x in runs if x["key"] == key and x["connections"] == c]
             by_tree = {
                 name: sorted((x for x in mine if x["tree"] == name), key=lambda x: x["round"])
-                for name in ("new", "old")
+                for name in TREES
             }
-            figures = {name: _figures(xs) for name, xs in by_tree.items()}
-            old_rps, new_rps = figures["old"]["rps"], figures["new"]["rps"]
-            ratio = new_rps / old_rps if old_rps else None
-            per_round = [
-                round(n["rps"] / o["rps"], 3)
-                for n, o in zip(by_tree["new"], by_tree["old"], strict=True)
-                if o["rps"]
-            ]
+            pairs = list(zip(by_tree["new"], by_tree["old"], strict=True))
+            rps = [n["rps"] / o["rps"] for n, o in pairs if o["rps"]]
+            # CPU per answer: old / new, so that above 1 means the new tree is cheaper, as rps
+            cpu = [o["web_cpu_ms"] / n["web_cpu_ms"] for n, o in pairs if _both(n, o)]
+            ratio = statistics.median(rps) if rps else None
             result = "control"
             if key != CONTROL.key:
                 result = "n/a" if ratio is None else "PASS" if ratio >= THRESHOLD else "MISS"
@@ -262,9 +310,10 @@ def summarize(runs: list[dict], keys: list[str], connections: list[int]) -> list
                     "key": key,
                     "title": bench.BY_KEY[key].title,
                     "connections": c,
-                    **figures,
-                    "ratio": None if ratio is None else round(ratio, 3),
-                    "per_round": per_round,
+                    **{name: _figures(xs) for name, xs in by_tree.items()},
+                    "ratio": _rounded(ratio),
+                    "per_round": [round(v, 3) for v in rps],
+                    "cpu_ratio": _rounded(statistics.median(cpu) if cpu else None),
                     "result": result,
                     "noisy": any(x["others_cpu"] > NOISY for x in mine),
                 }
@@ -272,54 +321,90 @@ def summarize(runs: list[dict], keys: list[str], connections: list[int]) -> list
     return rows
 
 
+def _both(new: dict, old: dict) -> bool:
+    return bool(new.get("web_cpu_ms") and old.get("web_cpu_ms"))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def _figures(runs: list[dict]) -> dict:
     if not runs:
-        return {"rps": 0.0, "p50_ms": None, "p99_ms": None, "others_cpu": None}
+        return {"rps": 0.0, "p50_ms": None, "p99_ms": None, "web_cpu_ms": None, "others": None}
+    cpu = [x["web_cpu_ms"] for x in runs if x.get("web_cpu_ms")]
     return {
         "rps": round(statistics.fmean(x["rps"] for x in runs), 1),
         "p50_ms": round(statistics.median(x["latency_ms"].get("p50", 0) for x in runs), 2),
         "p99_ms": round(statistics.median(x["latency_ms"].get("p99", 0) for x in runs), 2),
-        "others_cpu": round(max(x["others_cpu"] for x in runs), 3),
+        "web_cpu_ms": round(statistics.median(cpu), 3) if cpu else None,
+        "others": round(statistics.fmean(x["others_cpu"] for x in runs), 3),
     }
 
 
 # -- output -------------------------------------------------------------------------------------
 def format_summary(report: dict) -> str:
-    m, g = report["machine"], report["gunicorn"]
+    m, g, gen = report["machine"], report["gunicorn"], report["generator"]
     lines = [
         "",
-        f"compare: {m['cpu']}, {m['cores']} cores; gunicorn {g['workers']} {g['worker_class']}"
-        f" workers; wrk {report['generator']['threads']} threads,"
-        f" {report['generator']['duration_s']}s per run, {report['generator']['rounds']} rounds",
+        f"compare: {m['cpu']}, {m['cores']} cores; each tree: gunicorn {g['workers']}"
+        f" {g['worker_class']} workers; wrk {gen['threads']} threads, {gen['rounds']} rounds of"
+        f" {gen['slice_s']}s slices",
         *(f"compare: {name} = {t['label']}" for name, t in report["trees"].items()),
         f"compare: order {' '.join(report['order'])}",
         "",
-        f"{'scenario':<26}{'conns':>6}{'new req/s':>11}{'old req/s':>11}{'new/old':>9}"
-        f"{'new p50':>9}{'old p50':>9}{'new p99':>9}{'old p99':>9}  {'per round':<24}result",
+        f"{'scenario':<18}{'conns':>6}{'new req/s':>10}{'old req/s':>10}{'new/old':>8}"
+        f"{'p50 new':>8}{'old':>6}{'p99 new':>8}{'old':>7}{'CPU ms new':>11}{'old':>6}"
+        f"{'old/new':>8}{'others':>7}  result",
     ]
-    lines.append("-" * (len(lines[-1]) + 8))
+    lines.append("-" * (len(lines[-1]) + 4))
     for row in report["summary"]:
         new, old = row["new"], row["old"]
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
-        per_round = " ".join(f"{v:.2f}" for v in row["per_round"])
         noisy = " (*)" if row["noisy"] else ""
         lines.append(
-            f"{row['title']:<26}{row['connections']:>6}{new['rps']:>11.1f}{old['rps']:>11.1f}"
-            f"{ratio:>9}{bench._ms(new['p50_ms']):>9}{bench._ms(old['p50_ms']):>9}"
-            f"{bench._ms(new['p99_ms']):>9}{bench._ms(old['p99_ms']):>9}  {per_round:<24}"
-            f"{row['result']}{noisy}"
+            f"{row['title'][:17]:<18}{row['connections']:>6}{new['rps']:>10.1f}{old['rps']:>10.1f}"
+            f"{_x(row['ratio']):>8}{bench._ms(new['p50_ms']):>8}{bench._ms(old['p50_ms']):>6}"
+            f"{bench._ms(new['p99_ms']):>8}{bench._ms(old['p99_ms']):>7}"
+            f"{_x(new['web_cpu_ms'], 2):>11}{_x(old['web_cpu_ms'], 2):>6}"
+            f"{_x(row['cpu_ratio']):>8}{_share(new['others'], old['others']):>7}"
+            f"  {row['result']}{noisy}"
         )
     lines += [
         "",
-        f"req/s: the mean over the rounds; p50/p99 (ms): the median over the rounds; buy storm"
-        f" PASS when new/old >= {THRESHOLD:.2f}; /healthz is the control.",
+        "req/s: the mean over the rounds; new/old: the median of the rounds' ratios (each round's"
+        " two slices ran one after the other); p50/p99 (ms) and the web CPU per answer (ms, the"
+        " tree's gunicorn master and workers): medians over the rounds; CPU old/new above 1: the"
+        " new tree is cheaper; others: the CPU share of processes outside the bench.",
+        f"The buy storm PASSes when new/old >= {THRESHOLD:.2f}; /healthz is the control."
+        f" Per round: {_per_round(report['summary'])}",
     ]
+    sale = report.get("sale", {})
+    lines.append(
+        f"The sale (stock {sale.get('stock')}): invariants"
+        f" {'ok' if sale.get('ok') else 'VIOLATED'}, orders {sale.get('orders')}"
+    )
     if any(row["noisy"] for row in report["summary"]):
         lines.append(
-            f"(*) other processes used more than {NOISY:.0%} of the CPU during at least one of"
-            " the row's runs: the ratio says less; run again on a quiet machine."
+            f"(*) other processes used more than {NOISY:.0%} of the CPU during some of the"
+            " row's slices: req/s says less than the CPU per answer; run again on a quiet machine."
         )
     return "\n".join(lines)
+
+
+def _x(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _share(*values: float | None) -> str:
+    known = [v for v in values if v is not None]
+    return f"{max(known):.0%}" if known else "-"
+
+
+def _per_round(summary: list[dict]) -> str:
+    return "; ".join(
+        f"{row['key']}@{row['connections']} {' '.join(f'{v:.2f}' for v in row['per_round'])}"
+        for row in summary
+    )
 
 
 if __name__ == "__main__":
