@@ -188,8 +188,9 @@ class Tally:
         width = max((len(label) for label in self.calls), default=0)
         rows = [f"  {label:<{width}}  {n:>6}" for label, n in sorted(self.calls.items())]
         total = sum(self.calls.values())
+        operations = {label.removesuffix(" (stateful)") for label in self.calls}
         return [
-            f"Schemathesis: {len(self.calls)} operations, {total} calls "
+            f"Schemathesis: {len(operations)} operations, {total} calls "
             f"(up to {EXAMPLES} generated examples per operation and phase)",
             *rows,
         ]
