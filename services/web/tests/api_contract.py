@@ -4,11 +4,9 @@ Schemathesis' configuration, and buyers logged in over HTTP for the authenticate
 Kept out of the test module so the harness reads as: servers, schema, one test per operation.
 """
 
-import json
 import os
 import threading
 from collections import Counter
-from pathlib import Path
 
 import requests
 import schemathesis
@@ -64,41 +62,6 @@ def config() -> schemathesis.Config:
             ],
         }
     )
-
-
-# The stateful run's paths through the API: list the sales, open one, buy it, poll the order.
-# OpenAPI links (operation, answer) -> next operation with parameters from the answer. Added
-# here while docs/openapi.json declares none: a client could follow them too, so they belong
-# in the document, and this goes once it has them.
-LINKS = {
-    ("/api/sales/", "get", "200"): {
-        "SaleDetail": {
-            "operationId": "sales_detail",
-            "parameters": {"pk": "$response.body#/results/0/id"},
-        }
-    },
-    ("/api/sales/{pk}", "get", "200"): {
-        "Buy": {"operationId": "sales_buy", "parameters": {"pk": "$response.body#/id"}}
-    },
-    ("/api/sales/{pk}/buy", "post", "202"): {
-        "Order": {"operationId": "orders_detail", "parameters": {"token": "$response.body#/order"}}
-    },
-    ("/api/orders/", "get", "200"): {
-        "Order": {
-            "operationId": "orders_detail",
-            "parameters": {"token": "$response.body#/results/0/order"},
-        }
-    },
-}
-
-
-def document(path) -> dict:
-    """The OpenAPI document at ``path``, with LINKS where it has no links of its own."""
-    doc = json.loads(Path(path).read_text())
-    for (route, method, status), links in LINKS.items():
-        answer = doc["paths"][route][method]["responses"][status]
-        answer.setdefault("links", links)
-    return doc
 
 
 def positive_also(path: str, *statuses: int) -> dict:
