@@ -27,12 +27,19 @@ NOT_SMS_TYPES = [t for t in NOT_SMS_TYPES if t not in SMS_TYPES]
 
 
 def _with_example(pairs) -> list[tuple[str, int]]:
-    return [(r, t) for r, t in pairs if phonenumbers.example_number_for_type(r, t)]
+    """The pairs whose example number is of that region: the Isle of Man's example mobile,
+    for one, is a number libphonenumber gives to GB."""
+    out = []
+    for region, kind in pairs:
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example and phonenumbers.region_code_for_number(example) == region:
+            out.append((region, kind))
+    return out
 
 
 # Read when drawn, once Django's settings are loaded: (region, number type) to generate.
 def allowed_mobiles() -> list[tuple[str, int]]:
-    return [(r, PhoneNumberType.MOBILE) for r in settings.SMS_ALLOWED_COUNTRIES]
+    return _with_example((r, PhoneNumberType.MOBILE) for r in settings.SMS_ALLOWED_COUNTRIES)
 
 
 def other_regions_mobiles() -> list[tuple[str, int]]:
