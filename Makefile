@@ -98,7 +98,7 @@ faults: deps venv
 # app (services/web/tests/test_schemathesis.py, FUZZ_EXAMPLES per operation and phase) and the
 # Hypothesis property tests under the `fuzz` profile. E.g. FUZZ_EXAMPLES=5000 FUZZ_ARGS="-x".
 FUZZ_EXAMPLES ?= 1000
-FUZZ_TESTS ?= services/web/tests/test_schemathesis.py $(wildcard services/web/*/tests/test_*properties.py)
+FUZZ_TESTS ?= services/web/tests/test_schemathesis.py $(wildcard services/web/tests/test_*properties.py services/web/*/tests/test_*properties.py)
 fuzz: deps venv
 	QBUY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPOTHESIS_PROFILE=fuzz $(PYTHON) -m pytest $(FUZZ_TESTS) $(FUZZ_ARGS)
 
