@@ -96,6 +96,10 @@ def sync_window(sale) -> bool:
 
 
 def reserve(*, sale_id: int, buyer_id: int, token: str, quantity: int = 1) -> Reservation:
+    # The script trusts its quantity: 0 would record a buyer holding nothing, a negative one
+    # would add stock. The API refuses both first; this keeps any other caller from doing it.
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ValueError(f"quantity must be a positive integer, not {quantity!r}")
     outcome, left = _script(RESERVE)(keys=keys(sale_id), args=[buyer_id, token, quantity])
     return Reservation(outcome.decode() if isinstance(outcome, bytes) else outcome, int(left))
 

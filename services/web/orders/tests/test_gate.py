@@ -4,6 +4,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from accounts.models import User
@@ -44,6 +45,16 @@ def test_one_reservation_per_buyer_and_the_per_buyer_limit(make_sale):
     assert reserve(sale, 7, quantity=2).outcome == "ok"
     assert reserve(sale, 7, quantity=1).outcome == "already_bought"
     assert redis_stock(sale) == 8
+
+
+@pytest.mark.parametrize("quantity", [0, -3, True, 1.0])
+def test_a_quantity_that_is_no_positive_integer_never_reaches_the_script(make_sale, quantity):
+    sale = make_sale(stock=5)
+    gate.load(sale)
+    with pytest.raises(ValueError, match="positive integer"):
+        reserve(sale, 7, quantity=quantity)
+    assert redis_stock(sale) == 5
+    assert reserve(sale, 7).outcome == "ok"  # the buyer was not recorded
 
 
 def test_sold_out_leaves_stock_at_zero(make_sale):
