@@ -109,7 +109,7 @@ bench: deps venv
 
 # The buy endpoint of the working tree against REV's, side by side on the same stack
 # (loadtests/compare.py): a table, loadtests/results/compare.json. REV defaults to HEAD.
-# E.g. make bench-compare REV=8be6a30 COMPARE_ARGS="--rounds 2 --accepted".
+# E.g. make bench-compare REV=8be6a30 COMPARE_ARGS="--rounds 2 --duration 2".
 bench-compare: deps venv
 	$(PYTHON) -m loadtests.compare $(if $(REV),--rev $(REV)) $(COMPARE_ARGS)
 
