@@ -204,10 +204,24 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if report["problems"] else 0
 
 
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    """The options `make bench` and `make bench-compare` share: connections, buyers, wrk and
+    gunicorn, and where the results go."""
+    parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--sessions", type=int, default=1000, help="logged-in buyers (1000)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 2, help="wrk threads (the cores)"
+    )
+    parser.add_argument("--timeout", type=int, default=5, help="wrk: an answer later is a failure")
+    parser.add_argument(
+        "--workers", type=int, help="GUNICORN_WORKERS (default: the gunicorn config's)"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the files go")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
     parser.add_argument(
         "--only",
         nargs="+",
@@ -215,17 +229,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"scenarios whose key starts with KEY: {', '.join(BY_KEY)}",
     )
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
-    parser.add_argument("--sessions", type=int, default=1000, help="logged-in buyers (1000)")
     parser.add_argument("--stock", type=int, default=200, help="stock of a storm's sale (200)")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 2, help="wrk threads (the cores)"
-    )
-    parser.add_argument("--timeout", type=int, default=5, help="wrk: an answer later is a failure")
     parser.add_argument("--warmup", type=int, default=1, help="seconds, unmeasured, per scenario")
-    parser.add_argument(
-        "--workers", type=int, help="GUNICORN_WORKERS (default: the gunicorn config's)"
-    )
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the files go")
+    add_stack_options(parser)
     args = parser.parse_args(argv)
     if args.stock >= args.sessions:
         parser.error("--stock must be below --sessions: the storm is mostly sold out answers")

@@ -91,17 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rev", default="HEAD", help="the old tree: a commit (default HEAD)")
     parser.add_argument("--rounds", type=int, default=8, help="turns of each tree (default 8)")
     parser.add_argument("--duration", type=int, default=4, help="seconds per slice (default 4)")
-    parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--sessions", type=int, default=1000, help="logged-in buyers (1000)")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 2, help="wrk threads (the cores)"
-    )
-    parser.add_argument("--timeout", type=int, default=5, help="wrk: an answer later is a failure")
     parser.add_argument("--warmup", type=int, default=2, help="seconds, unmeasured, per tree")
-    parser.add_argument(
-        "--workers", type=int, help="GUNICORN_WORKERS (default: the gunicorn config's)"
-    )
-    parser.add_argument("--results", type=Path, default=bench.RESULTS, help="where the file goes")
+    bench.add_stack_options(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 1:
         parser.error("--rounds and --warmup must be at least 1")
