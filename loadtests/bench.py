@@ -447,8 +447,13 @@ def warm_up_buys(r: Rig, sessions_file: Path, args) -> None:
     if not args.warmup:
         return
     sale = r.create_sale("bench warm-up", 1)
-    wrk.run(
-        f"{r.web_url}/api/sales/{sale}/buy",
+    warm_storm(f"{r.web_url}/api/sales/{sale}/buy", sessions_file, args)
+
+
+def warm_storm(url: str, sessions_file: Path, args) -> wrk.Result:
+    """An unmeasured storm of ``args.warmup`` seconds on ``url`` (a buy endpoint)."""
+    return wrk.run(
+        url,
         connections=args.connections[0],
         duration=args.warmup,
         threads=args.threads,

@@ -234,15 +234,7 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
 def warm_up(tree: Tree, path: str, sessions_file: Path, args) -> wrk.Result:
     """Every web worker of ``tree`` opens its Postgres and Redis connections, loads the gate's
     script and learns that the sale is sold out."""
-    return wrk.run(
-        tree.url + path,
-        connections=args.connections[0],
-        duration=args.warmup,
-        threads=args.threads,
-        mode="storm",
-        timeout=args.timeout,
-        sessions=sessions_file,
-    )
+    return bench.warm_storm(tree.url + path, sessions_file, args)
 
 
 @dataclass
