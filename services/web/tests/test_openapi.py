@@ -161,3 +161,9 @@ def test_links_lead_from_the_sales_to_the_buy_to_the_order():
     assert link("/api/orders/", "get", "200") == (
         "orders_detail", {"token": "$response.body#/results/0/order"}
     )  # fmt: skip
+
+
+def test_the_document_is_built_once_per_process(client):
+    first = api.get_openapi_schema()
+    assert client.get("/api/openapi.json").status_code == 200
+    assert api.get_openapi_schema() is first
