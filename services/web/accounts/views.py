@@ -20,11 +20,22 @@ def client_ip(request) -> str:
     return request.META.get(settings.CLIENT_IP_META) or request.META.get("REMOTE_ADDR", "")
 
 
+def safe_next(request, default: str = "/sales/") -> str:
+    """``next`` (POST, then GET) when it is a path on this site, else ``default``: never another
+    host (//evil.example, https://evil.example, /\\evil.example) nor a relative or scheme URL."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if (
+        next_url.startswith("/")
+        and not next_url.startswith("//")
+        and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure())
+    ):
+        return next_url
+    return default
+
+
 def login_page(request):
     """Two steps on one page: send a code, then type it; redirect to ``next`` when right."""
-    next_url = request.POST.get("next") or request.GET.get("next") or "/sales/"
-    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-        next_url = "/sales/"
+    next_url = safe_next(request)
     phone_form, code_form = PhoneForm(), None
     if request.method == "POST" and request.POST.get("step") == "code":
         code_form = CodeForm(request.POST)
@@ -80,7 +91,9 @@ def account_page(request):
         if action == "logout-all":
             user_logout_everywhere(user=request.user)
         logout(request)
-        return HttpResponseRedirect("/login/")
+        # Back to the page the header's button was pressed on (a cached page is the same for
+        # everyone, so it is fine to see logged out), else the login page.
+        return HttpResponseRedirect(safe_next(request, default="/login/"))
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     return TemplateResponse(request, "accounts/account.html", {})

@@ -4,7 +4,9 @@ usual pages elsewhere. The API's own plumbing is django-ninja's (config/api.py).
 import sys
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponseServerError, JsonResponse
+from django.template import TemplateDoesNotExist
+from django.template.loader import render_to_string
 from django.urls import is_valid_path
 from django.views.csrf import csrf_failure as django_csrf_failure
 
@@ -50,11 +52,16 @@ def server_error(request):
     An outage is still a 503 there, and the API's 500 is still JSON."""
     if is_outage(sys.exc_info()[1]):
         return unavailable_response(request, retry_after=settings.OUTAGE_RETRY_AFTER)
+    request_id = getattr(request, "request_id", "")
     if request.path.startswith("/api/"):
-        return json_error(500, "server_error", request_id=getattr(request, "request_id", ""))
-    from django.views.defaults import server_error as django_server_error
-
-    return django_server_error(request)
+        return json_error(500, "server_error", request_id=request_id)
+    try:
+        # No request: context processors could touch the session or the database, which may
+        # be what failed. The request id is for support (it is in X-Request-ID too).
+        page = render_to_string("500.html", {"request_id": request_id})
+    except TemplateDoesNotExist:
+        page = "<!doctype html><title>Server error</title><h1>Server Error (500)</h1>"
+    return HttpResponseServerError(page)
 
 
 def bad_request(request, exception=None):

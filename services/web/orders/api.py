@@ -111,6 +111,7 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
     **answers(
         {200: OrderPageOut},
         INVALID_PAGE,
+        Refusal(400, "wrong_type", "sale is not a positive integer: `fields` is [sale]"),
         NOT_AUTHENTICATED,
         NO_SUCH_PAGE,
         links={
@@ -121,9 +122,11 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
         },
     ),
 )
-def order_list(request, page: int = Query(1, ge=1)):
-    """The buyer's orders, newest first, 20 a page."""
+def order_list(request, page: int = Query(1, ge=1), sale: int | None = Query(None, ge=1)):
+    """The buyer's orders, newest first, 20 a page; ``sale``: only those of that sale."""
     orders = Order.objects.filter(buyer=request.user).order_by("-created_at", "-pk")
+    if sale is not None:
+        orders = orders.filter(sale_id=sale)
     try:
         orders_page = Paginator(orders, 20).page(page)
     except EmptyPage:

@@ -8,7 +8,7 @@ from common.pagination import page_payload
 
 from . import selectors
 from .models import Sale
-from .schemas import SaleOut, SalePageOut
+from .schemas import SaleDetailOut, SalePageOut
 
 router = Router(tags=["sales"])
 
@@ -30,7 +30,8 @@ router = Router(tags=["sales"])
     ),
 )
 def api_sale_list(request, page: int = Query(1, ge=1)):
-    """Newest sales first, SALES_PER_PAGE a page."""
+    """Live sales first (soonest end first), then upcoming (soonest start first), then ended
+    (latest end first), SALES_PER_PAGE a page: the order of the /sales/ page."""
     try:
         sales = selectors.sale_page(number=page)
     except EmptyPage:
@@ -43,13 +44,14 @@ def api_sale_list(request, page: int = Query(1, ge=1)):
     operation_id="sales_detail",
     url_name="api-sale-detail",
     **answers(
-        {200: SaleOut},
+        {200: SaleDetailOut},
         NOT_FOUND,
         links={"Buy": {"operationId": "sales_buy", "parameters": {"pk": "$response.body#/id"}}},
     ),
 )
 def api_sale_detail(request, pk: int):
+    """One sale, with the server's clock (server_time) to count down to its start."""
     sale = Sale.objects.select_related("product").filter(pk=pk).first()
     if sale is None:
         raise ApiError(404, "not_found")
-    return selectors.sale_payload(sale)
+    return selectors.sale_detail_payload(sale)

@@ -4,7 +4,7 @@ microseconds and +00:00), documented as date-time."""
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import WithJsonSchema
+from pydantic import Field, WithJsonSchema
 
 from common.pagination import PageOut
 
@@ -28,6 +28,12 @@ class SaleOut(Schema):
     per_buyer_limit: int
     state: Literal["upcoming", "open", "sold_out", "ended"]
     url: str
+
+
+class SaleDetailOut(SaleOut):
+    server_time: DateTime = Field(
+        description="the server's clock when it answered: count down to starts_at from it"
+    )
 
 
 class SalePageOut(Schema):

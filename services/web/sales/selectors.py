@@ -1,12 +1,37 @@
+from datetime import datetime
+
 from django.conf import settings
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.utils import timezone
 
 from .models import Sale
 
+LIVE, UPCOMING, ENDED = 0, 1, 2
 
-def sale_page(*, number: int):
-    """One page of sales, newest window first; raises EmptyPage past the end."""
-    sales = Sale.objects.select_related("product").order_by("-starts_at", "-pk")
+
+def sale_page(*, number: int, now: datetime | None = None) -> Page:
+    """One page of sales as a buyer wants them: live ones first (open or sold out, soonest
+    end first), then upcoming (soonest start first), then ended (latest end first); raises
+    EmptyPage past the end. The /sales/ page and /api/sales/ share it, so their pages agree."""
+    now = now or timezone.now()
+    live = Q(starts_at__lte=now, ends_at__gt=now)
+    upcoming = Q(starts_at__gt=now)
+    sales = (
+        Sale.objects.select_related("product")
+        .annotate(
+            rank=Case(
+                When(live, then=Value(LIVE)),
+                When(upcoming, then=Value(UPCOMING)),
+                default=Value(ENDED),
+                output_field=IntegerField(),
+            ),
+            # Within a group, the next moment that matters: the end of a live sale, the start
+            # of an upcoming one; NULL for ended sales, ordered by -ends_at below.
+            next_moment=Case(When(live, then=F("ends_at")), When(upcoming, then=F("starts_at"))),
+        )
+        .order_by("rank", F("next_moment").asc(nulls_last=True), "-ends_at", "-pk")
+    )
     return Paginator(sales, settings.SALES_PER_PAGE).page(number)
 
 
@@ -27,3 +52,9 @@ def sale_payload(sale: Sale) -> dict:
         "state": sale.state(),
         "url": sale.get_absolute_url(),
     }
+
+
+def sale_detail_payload(sale: Sale) -> dict:
+    """One sale with the server's clock: the sale page counts down to the start from it, not
+    from the browser's clock (which may be minutes off)."""
+    return {**sale_payload(sale), "server_time": timezone.now().isoformat()}

@@ -2,9 +2,8 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.paginator import EmptyPage
-from django.http import Http404, HttpResponseGone, HttpResponsePermanentRedirect
+from django.http import Http404, HttpResponsePermanentRedirect
 from django.shortcuts import get_object_or_404
-from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.cache import cache_page
@@ -67,5 +66,5 @@ def sale_detail(request, pk: int):
         return HttpResponsePermanentRedirect(reverse("sale-detail", args=[pk]))
     sale = get_object_or_404(Sale.objects.select_related("product"), pk=pk)
     if sale.state() == "ended":
-        return HttpResponseGone(render_to_string("sales/sale_ended.html", {"sale": sale}))
+        return TemplateResponse(request, "sales/sale_ended.html", {"sale": sale}, status=410)
     return TemplateResponse(request, "sales/sale_detail.html", {"sale": sale})

@@ -30,9 +30,11 @@ def render(url: str) -> str:
 def test_sale_page_renders_in_chromium(live_server, transactional_db, make_sale):
     sale = make_sale(name="Browser Kettle", stock=7)
     dom = render(f"{live_server.url}/sales/{sale.pk}/")
-    assert "<h1>Browser Kettle</h1>" in dom
-    assert f'id="sale-state" data-sale="{sale.pk}">open<' in dom
-    assert "rendered by request " in dom
+    assert '<h1 id="sale-name">Browser Kettle</h1>' in dom
+    assert '<section id="sale" ' in dom and f'data-sale="{sale.pk}"' in dom
+    assert re.search(r'id="sale-status"[^>]*data-state="open"[^>]*>On sale now<', dom)
+    assert '<button id="buy-button" type="button"' in dom
+    assert "rendered by request" not in dom
 
 
 def test_sale_list_renders_pagination_in_chromium(live_server, transactional_db, make_sale):

@@ -128,7 +128,9 @@ def test_a_sold_out_page_is_dropped_for_every_web_process(local_stack):
         # Enough requests for every gunicorn worker (3) to have served the page from its cache.
         pages = [requests.get(f"{web}/sales/{sale.pk}/", timeout=10) for _ in range(12)]
         assert {p.status_code for p in pages} == {200}
-        return {re.search(r'id="sale-state"[^>]*>(\w+)<', p.text).group(1) for p in pages}
+        return {
+            re.search(r'id="sale-status"[^>]*data-state="(\w+)"', p.text).group(1) for p in pages
+        }
 
     assert states() == {"open"}
     s = client(url)

@@ -416,27 +416,34 @@ def test_api_exception_is_handled_before_djangos_handler(client, db):
     assert response.json()["error"] == "server_error"
 
 
-def test_template_response_gets_request_id(client, make_sale):
+def test_template_response_gets_request_id_but_the_page_does_not_show_it(client, make_sale):
     sale = make_sale(name="Kettle")
     response = client.get(f"/sales/{sale.pk}/", headers={"X-Request-ID": "tpl-7"})
     assert response.context_data["request_id"] == "tpl-7"
-    assert b"rendered by request tpl-7" in response.content
+    assert response["X-Request-ID"] == "tpl-7"
+    assert b"tpl-7" not in response.content  # no debug footer: the id is in the header
 
 
-def test_sale_list_footer_shows_request_id(client, db):
+def test_sale_list_has_no_request_id_footer(client, db):
     response = client.get("/sales/", headers={"X-Request-ID": "list-1"})
-    assert b"rendered by request list-1" in response.content
     assert response["X-Request-ID"] == "list-1"
+    assert b"list-1" not in response.content
+    assert b"rendered by request" not in response.content
 
 
-def test_cached_page_footer_names_the_rendering_request(client, make_sale):
+def test_cached_page_is_the_first_render_served_without_running_the_view(client, make_sale):
     sale = make_sale(name="Kettle")
     url = f"/sales/{sale.pk}/"
-    client.get(url, headers={"X-Request-ID": "first"})
+    first = client.get(url, headers={"X-Request-ID": "first"})
+    assert first.templates[0].name == "sales/sale_detail.html"
+    assert first["X-Page-Cache"] == "MISS"
     hit = client.get(url, headers={"X-Request-ID": "second"})
     assert hit["X-Page-Cache"] == "HIT"
     assert hit["X-Request-ID"] == "second"
-    assert b"rendered by request first" in hit.content
+    # The stored bytes, no template rendered and no view resolved (Server-Timing names none).
+    assert hit.content == first.content
+    assert hit.templates == []
+    assert hit["Server-Timing"].endswith('desc="none"')
 
 
 # --- a hit only after the host check and the HTTPS redirect --------------------------------

@@ -118,6 +118,9 @@ QBUY_PAGE_CACHE = {
 }
 SALE_LIST_CACHE_TIMEOUT = 10
 SALES_PER_PAGE = env.int("SALES_PER_PAGE", default=20)
+# The ISO 4217 code of every price (pages show "$9.99" for USD, "9.99 CHF" for a code they
+# have no symbol for).
+CURRENCY = env("CURRENCY", default="USD")
 
 # SMS login. Every limit is a setting so load tests from one address can raise them.
 SMS_BACKEND = env("SMS_BACKEND", default="console")

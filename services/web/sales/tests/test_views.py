@@ -8,7 +8,7 @@ from sales.models import Sale
 
 @pytest.fixture
 def five_sales(settings, make_sale):
-    """Five sales, two per page; the list shows the newest window first."""
+    """Five sales, two per page: Sale 0 is live, the others open 10, 20, 30, 40 s later."""
     settings.SALES_PER_PAGE = 2
     return [make_sale(name=f"Sale {n}", starts_in=n * 10) for n in range(5)]
 
@@ -25,9 +25,9 @@ def test_list_first_page(client, five_sales):
     assert "page 1 of 3" in html
     assert 'rel="next" href="?page=2"' in html
     assert 'rel="prev"' not in html
-    assert "Sale 4" in html and "Sale 3" in html
+    assert "Sale 0" in html and "Sale 1" in html
     assert "Sale 2" not in html
-    assert f'href="/sales/{five_sales[4].pk}/"' in html
+    assert f'href="/sales/{five_sales[0].pk}/"' in html
 
 
 def test_list_middle_page(client, five_sales):
@@ -36,8 +36,8 @@ def test_list_middle_page(client, five_sales):
     assert "page 2 of 3" in html
     assert 'rel="prev" href="/sales/"' in html  # page 1's one URL, not ?page=1 (a 301)
     assert 'rel="next" href="?page=3"' in html
-    assert "Sale 2" in html and "Sale 1" in html
-    assert "Sale 3" not in html and "Sale 0" not in html
+    assert "Sale 2" in html and "Sale 3" in html
+    assert "Sale 1" not in html and "Sale 4" not in html
 
 
 def test_list_last_page(client, five_sales):
@@ -46,14 +46,15 @@ def test_list_last_page(client, five_sales):
     assert "page 3 of 3" in html
     assert 'rel="prev" href="?page=2"' in html
     assert 'rel="next"' not in html
-    assert "Sale 0" in html and "Sale 1" not in html
+    assert "Sale 4" in html and "Sale 3" not in html
 
 
 def test_list_shows_stock_and_state(client, make_sale):
     make_sale(name="Soon", stock=7, starts_in=600)
     html = _page(client)
     assert "7 of 7 left" in html
-    assert "upcoming" in html
+    assert '<span class="badge badge-upcoming">Opens soon</span>' in html
+    assert ">upcoming<" not in html
 
 
 def test_empty_list(client, db):
@@ -87,9 +88,14 @@ def test_detail(client, make_sale):
     response = client.get(f"/sales/{sale.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "<h1>Copper Kettle</h1>" in html
-    assert f'id="sale-state" data-sale="{sale.pk}">open<' in html
-    assert "4 items, at most 1 per buyer" in html
+    assert '<h1 id="sale-name">Copper Kettle</h1>' in html
+    assert (
+        f'<section id="sale" data-sale="{sale.pk}" data-starts="{sale.starts_at.isoformat()}"'
+        f' data-ends="{sale.ends_at.isoformat()}"'
+    ) in html
+    assert 'id="sale-status" class="badge badge-open" data-state="open">On sale now<' in html
+    assert '<dd id="remaining">4 of 4 left</dd>' in html
+    assert "at most 1 per buyer" in html
 
 
 def test_detail_of_an_ended_sale_is_gone(client, make_sale):
