@@ -28,7 +28,7 @@ class Report:
     orders: dict[str, int]  # status -> number of orders
     confirmed_quantity: int
     pending_quantity: int
-    duplicate_buyers: int  # buyers with more than one order
+    duplicate_buyers: int  # buyers with more than one live (not failed) order
     orphan_reservations: int  # Redis reservations with no order row (quantity)
     unanswered: int = 0  # with ``accepted``: orders whose token was not answered 202 (phantoms)
     violations: list[str] = field(default_factory=list)
@@ -61,9 +61,10 @@ def check_sale(
         by_status[status], quantity[status] = n, q
     confirmed = quantity.get(Order.Status.CONFIRMED, 0)
     pending = quantity.get(Order.Status.PENDING, 0)
-    per_buyer = orders.values("buyer_id").annotate(n=Count("pk"))
-    duplicates = sorted(row["buyer_id"] for row in per_buyer if row["n"] > 1)
+    # A failed order (sold out, timed out, cancelled) gave its stock back and its buyer may
+    # buy again: only live ones count towards one per buyer and the limit.
     live = orders.exclude(status=Order.Status.FAILED).values("buyer_id")
+    duplicates = sorted(row["buyer_id"] for row in live.annotate(n=Count("pk")) if row["n"] > 1)
     over_limit = sorted(
         row["buyer_id"]
         for row in live.annotate(q=Sum("quantity"))
@@ -97,7 +98,9 @@ def check_sale(
             f" != stock {sale.stock}"
         )
     if duplicates:
-        v.append(f"{len(duplicates)} buyers have more than one order, e.g. buyer {duplicates[0]}")
+        v.append(
+            f"{len(duplicates)} buyers have more than one live order, e.g. buyer {duplicates[0]}"
+        )
     if over_limit:
         v.append(
             f"{len(over_limit)} buyers hold more than the per-buyer limit of"

@@ -25,8 +25,14 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            # The last line against a buyer ordering twice, whatever the Redis gate did.
-            models.UniqueConstraint(fields=["sale", "buyer"], name="order_one_per_buyer_per_sale"),
+            # The last line against a buyer ordering twice, whatever the Redis gate did. A
+            # failed order (sold out, timed out, cancelled) does not count: the gate forgets
+            # its buyer, who may buy again.
+            models.UniqueConstraint(
+                fields=["sale", "buyer"],
+                condition=~models.Q(status="failed"),
+                name="order_one_per_buyer_per_sale",
+            ),
             models.CheckConstraint(
                 condition=models.Q(quantity__gte=1), name="order_quantity_gte_1"
             ),
