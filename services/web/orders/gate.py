@@ -13,11 +13,13 @@ Keys of sale ID:
 """
 
 import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Sum
 from django_redis import get_redis_connection
+from redis.exceptions import LockError
 
 RESERVE = """
 local sale, buyers, resv = KEYS[1], KEYS[2], KEYS[3]
@@ -52,6 +54,28 @@ if redis.call('EXISTS', sale) == 1 then redis.call('HINCRBY', sale, 'stock', ton
 return tonumber(qty)
 """
 
+# Move a loaded sale's stock by ARGV[1] (negative: lower it), unless that would take back items
+# already reserved: then nothing changes ('short', with what is left to reserve).
+ADJUST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', -1} end
+local stock = tonumber(redis.call('HGET', KEYS[1], 'stock'))
+local delta = tonumber(ARGV[1])
+if stock + delta < 0 then return {'short', stock} end
+redis.call('HINCRBY', KEYS[1], 'stock', delta)
+return {'ok', stock + delta}
+"""
+
+# Undo a confirmed order (a cancel): its buyer may buy again and, if the sale is loaded, its
+# quantity is for sale again. Its reservation goes too: left behind by a worker that died
+# before gate.drop, the reconciler would release it and give the stock back a second time.
+UNSELL = """
+local sale, buyers, resv = KEYS[1], KEYS[2], KEYS[3]
+redis.call('HDEL', resv, ARGV[1])
+redis.call('HDEL', buyers, ARGV[2])
+if redis.call('EXISTS', sale) == 0 then return 0 end
+redis.call('HINCRBY', sale, 'stock', tonumber(ARGV[3]))
+return 1
+"""
 
 # Update a loaded sale's window and limit; a sale not loaded yet gets them from load().
 SYNC = """
@@ -109,6 +133,20 @@ def release(*, sale_id: int, token: str, forget_buyer: bool) -> int:
     return int(_script(RELEASE)(keys=keys(sale_id), args=[token, "1" if forget_buyer else "0"]))
 
 
+def stock_adjust(*, sale_id: int, delta: int) -> tuple[str, int]:
+    """Move the gate's stock by ``delta`` -> (outcome, stock left to reserve): 'ok'; 'short' if
+    reservations hold the items a lowering would take (nothing changed); 'missing' if the sale
+    is not loaded (load() reads Postgres, so nothing needs changing)."""
+    outcome, left = _script(ADJUST)(keys=keys(sale_id)[:1], args=[delta])
+    return (outcome.decode() if isinstance(outcome, bytes) else outcome), int(left)
+
+
+def unsell(*, sale_id: int, token: str, buyer_id: int, quantity: int) -> None:
+    """A confirmed order was cancelled: not idempotent, so call it once, after the commit that
+    cancelled it."""
+    _script(UNSELL)(keys=keys(sale_id), args=[token, buyer_id, quantity])
+
+
 def forget(sale_id: int) -> None:
     """Drop the sale's whole Redis state: the next reservation rebuilds it from Postgres
     (after Postgres was changed behind the gate's back)."""
@@ -134,19 +172,49 @@ def reservations(*, sale_id: int) -> dict[str, tuple[int, int, int]]:
     return parse_reservations(redis().hgetall(keys(sale_id)[2]))
 
 
+def _rebuild_lock(sale_id: int):
+    return redis().lock(f"qbuy:{{s:{sale_id}}}:rebuild", timeout=10, blocking_timeout=5)
+
+
+class Busy(RuntimeError):
+    """The sale's rebuild lock stayed taken (load() holds it for milliseconds)."""
+
+
+@contextmanager
+def rebuild_lock(sale_id: int):
+    """Hold off load() for a sale while Postgres and Redis are changed together (a stock
+    change, a cancel): a rebuild that read the row before their COMMIT and wrote Redis after
+    their Redis step would undo it. load() reads the row once it holds this lock."""
+    lock = _rebuild_lock(sale_id)
+    if not lock.acquire():
+        raise Busy(f"sale {sale_id}: its Redis state is being rebuilt")
+    try:
+        yield
+    finally:
+        with suppress(LockError):  # expired (10 s): nothing to release
+            lock.release()
+
+
 def load(sale) -> bool:
     """Build the sale's Redis state from Postgres, the source of truth. Return False when
     another process holds the rebuild lock (the caller retries the reservation)."""
+    from sales.models import Sale
+
     from .models import Order
 
     conn = redis()
     sale_key, buyers_key, resv_key = keys(sale.pk)
-    lock = conn.lock(f"qbuy:{{s:{sale.pk}}}:rebuild", timeout=10, blocking_timeout=5)
+    lock = _rebuild_lock(sale.pk)
     if not lock.acquire():
         return False
     try:
         if conn.exists(sale_key):
             return True  # rebuilt by someone else while we waited
+        # Read under the lock, not the caller's copy: a stock change or a cancel that held the
+        # lock has committed by now.
+        sale = Sale.objects.filter(pk=sale.pk).first()
+        if sale is None:
+            return False  # deleted: the caller's retry finds it gone
         live = Order.objects.filter(sale_id=sale.pk).exclude(status=Order.Status.FAILED)
         pending = live.filter(status=Order.Status.PENDING)
         pending_qty = pending.aggregate(n=Sum("quantity"))["n"] or 0

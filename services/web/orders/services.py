@@ -23,9 +23,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from qbuy_core import page_cache
 from sales.models import Sale
@@ -76,8 +76,9 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
             # and stays pending; the reconciler queues it after ORDER_REQUEUE_AFTER.
             transaction.on_commit(lambda: _enqueue(token), robust=True)
     except IntegrityError:
-        # Postgres already has an order of this buyer for this sale: the gate's state was
-        # rebuilt without it. Give the stock back but keep the buyer marked as a buyer.
+        # Postgres already has a live (not failed) order of this buyer for this sale: the
+        # gate's state was rebuilt without it. Give the stock back but keep the buyer marked
+        # as a buyer.
         gate.release(sale_id=sale_id, token=token, forget_buyer=False)
         raise BuyRefused("already_bought") from None
     except Exception:
@@ -116,8 +117,9 @@ def order_lock_and_confirm(*, sale_id: int, buyer_id: int, quantity: int = 1) ->
             raise BuyRefused("ended")
         if sale.remaining <= 0:
             raise BuyRefused("sold_out")
-        # Any order, failed ones too: the one-per-buyer constraint counts them all.
-        if Order.objects.filter(sale_id=sale_id, buyer_id=buyer_id).exists():
+        # A failed order (sold out, timed out, cancelled) does not count, as in the gate.
+        mine = Order.objects.filter(sale_id=sale_id, buyer_id=buyer_id)
+        if mine.exclude(status=Order.Status.FAILED).exists():
             raise BuyRefused("already_bought")
         if quantity > sale.per_buyer_limit:
             raise BuyRefused("over_limit")
@@ -179,6 +181,145 @@ def order_fail(*, order: Order, reason: str) -> bool:
     if updated:
         gate.release(sale_id=order.sale_id, token=str(order.token), forget_buyer=True)
     return bool(updated)
+
+
+class StockChangeRefused(Exception):
+    """The stock asked for is below what is sold or reserved; nothing was changed."""
+
+
+def sale_stock_check(*, sale: Sale, stock: int) -> None:
+    """Raise StockChangeRefused if ``stock`` is below what Postgres knows to be sold or
+    reserved (pending orders). The admin form asks first; sale_stock_change asks again under
+    the row lock, and the gate's script adds the reservations Postgres does not know yet."""
+    sold = sale.stock - sale.remaining
+    pending = Order.objects.filter(sale_id=sale.pk, status=Order.Status.PENDING)
+    reserved = pending.aggregate(n=Sum("quantity"))["n"] or 0
+    if stock < sold + reserved:
+        raise StockChangeRefused(
+            f"{sold} sold and {reserved} reserved: the stock cannot go below {sold + reserved}."
+        )
+
+
+def sale_stock_change(*, sale_id: int, stock: int) -> Sale:
+    """Set a sale's stock; ``remaining`` and the gate's stock move by the same difference.
+    Raises StockChangeRefused (nothing changed) below what is sold or reserved.
+
+    Redis is changed under the sale row's lock, before the COMMIT:
+    - lowering: the gate's script takes the items only if no reservation holds them, in one
+      step, so a buyer caught between the gate and the order INSERT (unknown to Postgres) keeps
+      the item and the change is refused instead;
+    - raising: buyers may reserve the new items at once; the order task's conditional UPDATE
+      of this row waits for the lock, so it confirms them against the new ``remaining``. With
+      the COMMIT first, buyers in between would have been refused items Postgres already had.
+    If anything fails once the script may have run (the COMMIT, or the script's own reply),
+    the difference is taken back in Redis; if reservations already hold raised items, or the
+    outcome is unknown, the gate forgets the sale and the next reservation rebuilds it from
+    Postgres, the truth. A sale the gate has not loaded needs nothing: the gate's rebuild lock
+    is held throughout, so a rebuild reads the row once this change is committed. Durable:
+    inside a caller's transaction, a rollback after this returned would leave Redis changed
+    with nobody to undo it.
+
+    Each web process's sold-out memo (soldout.py) may still refuse a raised sale for
+    SOLD_OUT_MEMO seconds: accepted, as for stock that a failed order gives back.
+    """
+    if stock < 0:
+        raise StockChangeRefused("the stock cannot be negative.")
+    try:
+        with gate.rebuild_lock(sale_id):
+            sale = _stock_change(sale_id, stock)
+    except gate.Busy:
+        raise StockChangeRefused("the gate is rebuilding this sale; try again.") from None
+    # Again after the COMMIT: a request that read the old row may have cached it meanwhile.
+    page_cache.drop(sale.cached_paths())
+    return sale
+
+
+def _stock_change(sale_id: int, stock: int) -> Sale:
+    in_redis: int | None = 0  # the difference the gate holds; None: unknown (the call failed)
+    try:
+        with transaction.atomic(durable=True):
+            # NO KEY UPDATE: buyers' order INSERTs (a KEY SHARE lock on this row, for the
+            # foreign key) go on; order_place's UPDATE of ``remaining`` waits.
+            sale = Sale.objects.select_for_update(no_key=True).get(pk=sale_id)
+            delta = stock - sale.stock
+            if delta == 0:
+                return sale
+            sale_stock_check(sale=sale, stock=stock)
+            in_redis = None
+            outcome, left = gate.stock_adjust(sale_id=sale_id, delta=delta)
+            in_redis = delta if outcome == "ok" else 0
+            if outcome == "short":
+                raise StockChangeRefused(
+                    "buyers are reserving items right now; the stock cannot go below"
+                    f" {sale.stock - left}."
+                )
+            Sale.objects.filter(pk=sale_id).update(stock=stock, remaining=F("remaining") + delta)
+            page_cache.drop(sale.cached_paths())
+    except Exception:
+        _stock_undo(sale_id, in_redis)
+        raise
+    sale.refresh_from_db()
+    return sale
+
+
+def _stock_undo(sale_id: int, in_redis: int | None) -> None:
+    if in_redis == 0:
+        return
+    try:
+        if in_redis is None or gate.stock_adjust(sale_id=sale_id, delta=-in_redis)[0] == "short":
+            gate.forget(sale_id)
+    except RedisError:
+        # Redis is failing too: a restart rebuilds from Postgres; until then the gate may offer
+        # the difference, which order_place's conditional UPDATE refuses (never oversold).
+        logger.exception("sale %s: stock change rolled back, Redis not undone", sale_id)
+
+
+def order_cancel(*, order_id: int | None = None, token: str | None = None, reason: str) -> bool:
+    """Fail a pending or confirmed order (an admin's decision) and give its stock back in
+    Postgres and Redis; its buyer may buy again. False, and nothing changed, if it had already
+    failed: cancelling twice is harmless. Raises gate.Busy if the sale's Redis state stays
+    locked by a rebuild (it takes milliseconds).
+
+    As in order_place: Postgres commits first, then Redis follows, so in between the gate
+    offers less than Postgres has (a buyer may be refused for a moment), never more. The gate's
+    rebuild lock is held throughout: a rebuild reading the row before the COMMIT and writing
+    after the Redis step would lose the stock given back. If Redis fails after the COMMIT, the
+    gate forgets the sale and the next reservation rebuilds it from Postgres.
+    """
+    lookup = {"pk": order_id} if token is None else {"token": token}
+    sale_id = Order.objects.filter(**lookup).values_list("sale_id", flat=True).get()
+    with gate.rebuild_lock(sale_id):
+        with transaction.atomic(durable=True):
+            # order_place's lock: a cancel and the order's task take turns, and each decides on
+            # the status it finds, so a pending order is either confirmed then cancelled, or
+            # cancelled and then left alone by the task: its stock is given back once.
+            order = Order.objects.select_for_update().get(**lookup)
+            was = order.status
+            if was == Order.Status.FAILED:
+                return False
+            if was == Order.Status.CONFIRMED:
+                # Under the sale row's lock (the UPDATE's), like the decrement it undoes.
+                Sale.objects.filter(pk=sale_id).update(remaining=F("remaining") + order.quantity)
+            # The reason column is 64 characters; the prefix says who failed it.
+            order.status, order.reason = Order.Status.FAILED, f"cancelled: {reason}"[:64]
+            order.save(update_fields=["status", "reason", "updated_at"])
+        try:
+            if was == Order.Status.PENDING:
+                gate.release(sale_id=sale_id, token=str(order.token), forget_buyer=True)
+            else:
+                gate.unsell(
+                    sale_id=sale_id,
+                    token=str(order.token),
+                    buyer_id=order.buyer_id,
+                    quantity=order.quantity,
+                )
+        except RedisError:
+            with contextlib.suppress(RedisError):  # Redis down: rebuilt from Postgres when back
+                gate.forget(sale_id)
+            raise
+    # update() sends no signal: the sale page must show the stock that came back.
+    page_cache.drop(Sale(pk=sale_id).cached_paths())
+    return True
 
 
 @dataclass

@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
@@ -104,12 +105,21 @@ def test_rebuild_counts_pending_and_confirmed_orders_but_not_failed(make_sale):
     assert set(gate.reservations(sale_id=sale.pk)) >= {pending_token}
 
 
+# Committed rows: load() reads the sale again, in the waiter's own connection.
+@pytest.mark.django_db(transaction=True)
 def test_load_waits_for_a_rebuild_in_progress(make_sale):
     sale = make_sale(stock=4)
     lock = gate.redis().lock(f"qbuy:{{s:{sale.pk}}}:rebuild", timeout=10)
     assert lock.acquire()
     done = []
-    waiter = threading.Thread(target=lambda: done.append(gate.load(sale)))
+
+    def load():
+        try:
+            done.append(gate.load(sale))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=load)
     waiter.start()
     waiter.join(0.3)
     assert waiter.is_alive() and not done  # blocked on the lock
