@@ -1,6 +1,12 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+
+from orders import services as order_services
 
 from .models import Product, Sale
+
+STATES = {"upcoming": "Upcoming", "open": "Open", "sold_out": "Sold out", "ended": "Ended"}
 
 
 @admin.register(Product)
@@ -9,24 +15,69 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class SaleStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return list(STATES.items())
+
+    def queryset(self, request, queryset):
+        if self.value() in STATES:
+            return queryset.in_state(self.value())
+        return queryset
+
+
+class SaleForm(forms.ModelForm):
+    class Meta:
+        model = Sale
+        fields = ["name", "product", "starts_at", "ends_at", "stock", "per_buyer_limit"]
+
+    def clean_stock(self):
+        # Checked here so the common refusal is an error on the field; save_model's service
+        # checks again under the row lock, where a buyer who came in between is seen.
+        stock = self.cleaned_data["stock"]
+        if self.instance.pk and stock != self.instance.stock:
+            try:
+                order_services.sale_stock_check(sale=self.instance, stock=stock)
+            except order_services.StockChangeRefused as refused:
+                raise forms.ValidationError(str(refused)) from None
+        return stock
+
+
 @admin.register(Sale)
 class SaleAdmin(admin.ModelAdmin):
-    list_display = (
-        "name",
-        "product",
-        "starts_at",
-        "ends_at",
-        "stock",
-        "remaining",
-        "per_buyer_limit",
-    )
-    list_filter = ("starts_at",)
+    form = SaleForm
+    list_display = ("name", "state_label", "stock_left", "starts_at", "ends_at")
+    list_filter = (SaleStateFilter, "starts_at")
     search_fields = ("name", "product__name")
     list_select_related = ("product",)
     # Sold stock is moved by orders only; editing it by hand would break the invariants.
     readonly_fields = ("remaining", "created_at")
 
+    @admin.display(description="state")
+    def state_label(self, sale):
+        return STATES[sale.state()]
+
+    @admin.display(description="remaining / stock", ordering="remaining")
+    def stock_left(self, sale):
+        return f"{sale.remaining} / {sale.stock}"
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.remaining = obj.stock
-        super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            return
+        # Only the fields the form changed: a full save would also write back ``remaining`` as
+        # it was read, undoing orders confirmed meanwhile. The stock goes through its service.
+        obj.save(update_fields=[name for name in form.changed_data if name != "stock"])
+        if "stock" in form.changed_data:
+            # After the admin's COMMIT: the service must own its transaction (it changes Redis
+            # under the row lock and undoes that if its own COMMIT fails).
+            transaction.on_commit(lambda: self._change_stock(request, obj.pk, obj.stock))
+
+    def _change_stock(self, request, sale_id, stock):
+        try:
+            order_services.sale_stock_change(sale_id=sale_id, stock=stock)
+        except order_services.StockChangeRefused as refused:
+            self.message_user(request, f"Stock not changed: {refused}", messages.ERROR)
