@@ -86,6 +86,7 @@ def test_our_pages_satisfy_the_csp_in_chromium(live_server, transactional_db, ma
         "/sales/": None,
         f"/sales/{sale.pk}/": None,
         "/login/": None,
+        "/orders/": session_cookie(buyer),
         "/account/": session_cookie(buyer),
     }
     for path, cookies in pages.items():
@@ -93,6 +94,29 @@ def test_our_pages_satisfy_the_csp_in_chromium(live_server, transactional_db, ma
         # site.css applied (body { max-width: 48rem }): the stylesheet, not an inline <style>.
         assert page.values[MAX_WIDTH] == "768px", path
     assert "+12015550123" in page.html  # the account page, logged in
+
+
+COUNTDOWN = "document.getElementById('countdown').textContent"
+BUY_DISABLED = "document.getElementById('buy-button').disabled"
+LIST_TIMES = "[...document.querySelectorAll('time[data-verb]')].map(t => t.textContent)"
+
+
+def test_the_pages_scripts_run_under_the_csp_in_chromium(live_server, transactional_db, make_sale):
+    """site.js and sale.js load as 'self' scripts and run: the countdown and the list's times
+    are rewritten in the browser, and nothing is refused by the policy."""
+    sale = make_sale(name="Scripted Kettle", stock=3, starts_in=65)
+    make_sale(name="Live Kettle", starts_in=-60, duration=1200)
+
+    page = visit(f"{live_server.url}/sales/{sale.pk}/", evaluate=[COUNTDOWN, BUY_DISABLED])
+    assert page.csp_violations == [], page.console
+    assert re.fullmatch(r"Opens in 1:0[0-5]", page.values[COUNTDOWN]), page.values
+    assert page.values[BUY_DISABLED] is True
+
+    listed = visit(f"{live_server.url}/sales/", evaluate=[LIST_TIMES])
+    assert listed.csp_violations == [], listed.console
+    ends, opens = listed.values[LIST_TIMES]  # the live sale first
+    assert ends in ("ends in 19 min", "ends in 18 min"), ends
+    assert re.fullmatch(r"opens in ([12] min|under a minute)", opens), opens
 
 
 def test_the_admin_satisfies_the_csp_in_chromium(live_server, transactional_db, make_sale):

@@ -5,6 +5,7 @@ tests/urls_middleware.py are added to ``QBUY_PAGE_CACHE["PATHS"]`` by the ``cach
 fixture.
 """
 
+import json
 import logging
 import re
 from datetime import timedelta
@@ -15,8 +16,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
+from common import http
 from qbuy_core import page_cache
-from qbuy_core.middleware import PathCacheMiddleware
+from qbuy_core.middleware import PathCacheMiddleware, unavailable_response
 from tests import urls_middleware
 
 URLS = pytest.mark.urls("tests.urls_middleware")
@@ -514,3 +516,54 @@ def test_unnamed_route_is_not_stored_since_it_cannot_be_invalidated(client, sett
     assert not page_cache.is_canonical(RequestFactory().get("/cached/stream/"))
     assert page_cache.is_canonical(RequestFactory().get("/cached/public/"))
     assert not page_cache.is_canonical(RequestFactory().get("/no/such/route/"))
+
+
+# --- error pages: the site's style for people, JSON for /api/ -----------------------------------
+
+
+def test_a_404_page_is_in_the_sites_style_and_the_apis_404_is_json(client, db):
+    page = client.get("/no/such/page/")
+    assert page.status_code == 404
+    assert b"We could not find that page" in page.content
+    assert b'href="/static/qbuy/site.css' in page.content
+    assert b'id="login-nav"' in page.content
+    api = client.get("/api/no/such/thing")
+    assert api.status_code == 404
+    assert api.json()["error"] == "not_found"
+
+
+@URLS
+def test_a_500_page_is_styled_and_needs_no_database(db, django_assert_num_queries):
+    client = Client(raise_request_exception=False)
+    with django_assert_num_queries(0):
+        page = client.get("/boom/", headers={"X-Request-ID": "req-500-page"})
+    assert page.status_code == 500
+    assert b"Something went wrong" in page.content
+    assert b'href="/static/qbuy/site.css' in page.content
+    assert page["X-Request-ID"] == "req-500-page"
+    # (this URLconf keeps Django's handler500; common.http.server_error adds the request id:
+    # test_the_500_handler_needs_no_session)
+
+
+def test_the_500_handler_needs_no_session(rf):
+    request = rf.get("/sales/")
+    request.request_id = "req-no-session"
+    response = http.server_error(request)  # no session, user or database on the request
+    assert response.status_code == 500
+    assert b"req-no-session" in response.content
+    api = rf.get("/api/sales/")
+    api.request_id = "req-api"
+    assert json.loads(http.server_error(api).content) == {
+        "error": "server_error",
+        "request_id": "req-api",
+    }
+
+
+def test_a_503_page_is_styled_and_names_the_request(rf):
+    request = rf.get("/sales/")
+    request.request_id = "req-503-page"
+    response = unavailable_response(request, retry_after=7)
+    assert response.status_code == 503
+    assert b"try again in 7 seconds" in response.content
+    assert b'href="/static/qbuy/site.css' in response.content
+    assert b"req-503-page" in response.content

@@ -1,9 +1,13 @@
 """The /login/ page: step 1 sends a code to a phone, step 2 logs in with it."""
 
+import html
+import re
+
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.http import HttpResponseRedirect
+from django.test import Client
 
 from qbuy_core import code_store, sms
 
@@ -276,3 +280,66 @@ def test_other_methods_are_405(client):
 
     assert r.status_code == 405
     assert r["Allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize("next_url", ["sales/7/", "evil.example", "?next=/x/", " /sales/7/"])
+def test_a_next_that_is_no_absolute_path_is_replaced_by_sales(client, next_url):
+    send_code(client, next=next_url)
+    r = enter_code(client, sms.outbox[0]["code"], next=next_url)
+
+    assert r.status_code == 302
+    assert r.url == "/sales/"
+
+
+def test_the_sale_pages_login_link_comes_back_to_the_sale(client, make_sale):
+    sale = make_sale(name="Round Trip Kettle")
+    page = client.get(f"/sales/{sale.pk}/").content.decode()
+    href = re.search(r'<a id="login-nav" href="([^"]+)"', page).group(1)
+    assert href == f"/login/?next=%2Fsales%2F{sale.pk}%2F"
+
+    form = client.get(html.unescape(href)).content.decode()
+    next_url = re.search(
+        r'value="phone">\s*<input type="hidden" name="next" value="([^"]+)"', form
+    )[1]
+    send_code(client, next=next_url)
+    r = enter_code(client, sms.outbox[0]["code"], next=next_url)
+
+    assert r.status_code == 302
+    assert r.url == f"/sales/{sale.pk}/"
+    assert client.get(r.url).status_code == 200
+
+
+def test_logout_from_the_header_returns_to_the_page(client, buyer):
+    client.force_login(buyer)
+
+    r = client.post("/account/", {"action": "logout", "next": "/sales/4/"})
+
+    assert r.status_code == 302
+    assert r.url == "/sales/4/"
+    assert logged_in_user_id(client) is None
+
+
+@pytest.mark.parametrize("next_url", ["", "//evil.example/", "https://evil.example/"])
+def test_logout_without_a_safe_next_goes_to_the_login_page(client, buyer, next_url):
+    client.force_login(buyer)
+
+    r = client.post("/account/", {"action": "logout", "next": next_url})
+
+    assert r.url == "/login/"
+    assert logged_in_user_id(client) is None
+
+
+def test_a_stale_csrf_token_gets_a_page_in_the_sites_style(buyer):
+    client = Client(enforce_csrf_checks=True)
+
+    r = client.post("/login/", {"step": "phone", "phone": PHONE})
+
+    assert r.status_code == 403
+    page = r.content.decode()
+    assert "Please try again" in page
+    assert "/static/qbuy/site" in page  # base.html: the stylesheet and the header
+    assert 'id="login-nav"' in page
+    assert not sms.outbox
+    api = client.post("/api/auth/code", {"phone": PHONE}, content_type="application/json")
+    assert api.status_code == 403
+    assert api.json()["error"] == "csrf_failed"  # the API's handler is unchanged

@@ -1,4 +1,7 @@
+from datetime import datetime, timedelta
+
 import pytest
+from django.utils import timezone
 
 PAGE_KEYS = {
     "number",
@@ -156,3 +159,28 @@ def test_unknown_page_path_is_not_json(client, db):
     response = client.get("/nowhere/")
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+def test_detail_has_the_servers_clock(api, make_sale):
+    """server_time: the sale page counts down to the start on the server's clock."""
+    sale = make_sale(name="Clocked Kettle", starts_in=300)
+    before = timezone.now()
+    body = api.get(f"/api/sales/{sale.pk}").json()
+    after = timezone.now()
+
+    server_time = datetime.fromisoformat(body["server_time"])
+    assert server_time.utcoffset() is not None  # aware
+    assert before <= server_time <= after
+    assert datetime.fromisoformat(body["starts_at"]) - server_time > timedelta(seconds=290)
+    assert "server_time" not in api.get("/api/sales/").json()["results"][0]
+
+
+def test_list_puts_live_sales_first(api, settings, make_sale):
+    settings.SALES_PER_PAGE = 1
+    make_sale(name="Upcoming", starts_in=60)
+    make_sale(name="Ended", starts_in=-7200, duration=3600)
+    make_sale(name="Live", starts_in=-60)
+
+    names = [_names(api.get(f"/api/sales/?page={n}").json()) for n in (1, 2, 3)]
+
+    assert names == [["Live"], ["Upcoming"], ["Ended"]]

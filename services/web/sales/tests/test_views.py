@@ -1,8 +1,12 @@
+import re
+from decimal import Decimal
+
 import pytest
 from django.core.cache import caches
 from django.test import Client, RequestFactory
 from django.utils.cache import get_cache_key
 
+from orders.models import Order
 from sales.models import Sale
 
 
@@ -173,3 +177,132 @@ def test_list_hit_is_served_to_another_visitor(client, buyer, make_sale):
     assert "First" in _page(client)
     make_sale(name="Second")
     assert "Second" not in Client().get("/sales/").content.decode()
+
+
+# --- what a buyer reads: order, states, prices and times in words -------------------------------
+
+
+def test_list_shows_live_sales_first_then_upcoming_then_ended(client, settings, make_sale):
+    settings.SALES_PER_PAGE = 2
+    make_sale(name="Ended long ago", starts_in=-7200, duration=3600)
+    make_sale(name="Ended just now", starts_in=-3601, duration=3600)
+    make_sale(name="Opens later", starts_in=7200)
+    make_sale(name="Opens soon", starts_in=120)
+    make_sale(name="Sold out live", stock=0, starts_in=-60)
+    make_sale(name="Open live", starts_in=-600, duration=3000)
+
+    names = []
+    for query in ("", "?page=2", "?page=3"):
+        html = _page(client, query)
+        names += re.findall(r'<h2 class="sale-name"><a href="/sales/\d+/">([^<]+)</a>', html)
+
+    assert names == [
+        "Open live",  # ends first
+        "Sold out live",
+        "Opens soon",
+        "Opens later",
+        "Ended just now",
+        "Ended long ago",
+    ]
+
+
+def test_list_shows_status_price_and_time_in_words(client, make_sale):
+    soon = make_sale(name="Soon", stock=7, starts_in=600, price=Decimal("12.50"))
+    make_sale(name="Live", stock=3, starts_in=-60)
+    make_sale(name="Gone", stock=0, starts_in=-60)
+    html = _page(client)
+
+    assert '<span class="badge badge-open">On sale now</span>' in html
+    assert '<span class="badge badge-sold_out">Sold out</span>' in html
+    assert '<span class="badge badge-upcoming">Opens soon</span>' in html
+    assert "$12.50" in html and "$9.99" in html
+    assert "7 of 7 left" in html and "0 of 0 left" in html
+    start = soon.starts_at
+    assert (
+        f'<time datetime="{start.isoformat()}" data-verb="opens">opens {start:%H:%M} UTC</time>'
+        in html
+        or f'data-verb="opens">opens {start:%b} {start.day}, {start:%H:%M} UTC</time>' in html
+    )
+    assert 'data-verb="ends">ends ' in html
+    # No machine format as text: ISO times only inside attributes, no bare state tokens.
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert not re.search(r"\d{4}-\d\d-\d\dT", text)
+    assert not re.search(r"\b(open|sold_out|upcoming)\b", text)
+
+
+def test_prices_follow_the_currency_setting(client, settings, make_sale):
+    sale = make_sale(name="Swiss Kettle", price=Decimal("1234.5"))
+    settings.CURRENCY = "CHF"
+    assert "1,234.50 CHF" in _page(client)
+    assert "1,234.50 CHF" in client.get(f"/sales/{sale.pk}/").content.decode()
+    caches["list"].clear()
+    settings.CURRENCY = "EUR"
+    assert "€1,234.50" in _page(client)
+
+
+def test_detail_shows_an_upcoming_sale_with_its_start(client, make_sale):
+    sale = make_sale(name="Later Lamp", starts_in=600)
+    html = client.get(f"/sales/{sale.pk}/").content.decode()
+    assert 'data-state="upcoming">Opens soon<' in html
+    assert (
+        '<button id="buy-button" type="button" class="buy-button" disabled>Buy now</button>' in html
+    )
+    assert re.search(r'<p id="countdown" class="countdown" role="timer"[^>]*>Opens <time', html)
+    assert '<p id="order-state" class="order-state" aria-live="polite"' in html
+    assert '<script src="/static/qbuy/sale.js' in html
+    assert '<script src="/static/qbuy/site.js' in html
+
+
+def test_detail_is_the_same_for_a_logged_in_buyer_with_an_order(client, buyer, make_sale):
+    """The page is stored once for everyone: a buyer's login, phone, order and CSRF token are
+    nowhere in it; sale.js asks the API for them."""
+    sale = make_sale(name="Shared Kettle")
+    order = Order.objects.create(sale=sale, buyer=buyer, status=Order.Status.CONFIRMED)
+    client.force_login(buyer)
+
+    mine = client.get(f"/sales/{sale.pk}/")
+    assert mine["X-Page-Cache"] == "MISS"
+    assert not mine.wsgi_request.session.accessed
+    assert not mine.wsgi_request.META.get("CSRF_COOKIE_NEEDS_UPDATE")
+    page = mine.content.decode()
+    for personal in (buyer.phone, str(order.token)[:8], "Confirmed"):
+        assert personal not in page
+    assert '<a id="who-phone" href="/account/"></a>' in page  # filled by site.js
+    assert 'name="csrfmiddlewaretoken" value=""' in page  # the header's logout: filled by JS
+    assert '<span id="who" class="who" hidden>' in page
+    caches["html"].clear()
+    anonymous = Client().get(f"/sales/{sale.pk}/")
+    assert anonymous["X-Page-Cache"] == "MISS"
+    assert anonymous.content == mine.content
+
+
+def test_pages_have_no_request_id_footer(client, make_sale):
+    sale = make_sale()
+    for path in ("/sales/", f"/sales/{sale.pk}/", "/login/"):
+        response = client.get(path, headers={"X-Request-ID": "req-footer-1"})
+        assert response["X-Request-ID"] == "req-footer-1"
+        assert b"req-footer-1" not in response.content, path
+        assert b"rendered by request" not in response.content, path
+        assert b"<footer" not in response.content, path
+
+
+def test_header_offers_login_to_come_back_and_a_logout_form(client, make_sale):
+    sale = make_sale()
+    page = client.get(f"/sales/{sale.pk}/").content.decode()
+    assert (
+        f'<a id="login-nav" href="/login/?next=%2Fsales%2F{sale.pk}%2F" hidden>Log in</a>' in page
+    )
+    assert '<form id="logout-form" class="inline" method="post" action="/account/">' in page
+    assert '<input type="hidden" name="action" value="logout">' in page
+    assert '<button id="logout-button" type="submit"' in page
+
+
+def test_ended_sale_page_is_in_the_sites_style(client, make_sale):
+    sale = make_sale(name="Old Kettle", starts_in=-7200, duration=3600)
+    response = client.get(f"/sales/{sale.pk}/")
+    assert response.status_code == 410
+    html = response.content.decode()
+    assert '<link rel="stylesheet" href="/static/qbuy/site.css' in html
+    assert '<span class="badge badge-ended">Ended</span>' in html
+    assert "This sale has ended." in html
+    assert 'id="login-nav"' in html

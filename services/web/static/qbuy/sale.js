@@ -66,6 +66,13 @@
     }
   }
 
+  var lastSaid = null;
+  function sayOnce(text, withLogin) {
+    if (text === lastSaid) return;
+    lastSaid = text;
+    say(text, withLogin);
+  }
+
   function render() {
     var now = serverNow();
     var current = state(now);
@@ -85,6 +92,13 @@
       if (els.remaining.textContent !== left) els.remaining.textContent = left;
     }
     var hasOrder = order && order.status !== "failed";
+    if (!order) {
+      // What the sale's state says to a buyer without an order; a message a click produced
+      // (an error, a 429) stays until the state itself changes.
+      if (current === "sold_out") sayOnce("Sold out.");
+      else if (current === "ended") sayOnce("This sale has ended.");
+      else if (loggedIn === false) sayOnce("Please log in to buy.", true);
+    }
     els.button.disabled =
       inFlight || hasOrder || current !== "open" || now < retryAt || !meAnswered;
     return current;
@@ -165,7 +179,8 @@
     var code = answer.body && answer.body.error;
     if (answer.status === 401) {
       loggedIn = false;
-      say("Please log in to buy.", true);
+      lastSaid = "Please log in to buy.";
+      say(lastSaid, true);
       document.getElementById("login-link").focus();
     } else if (answer.status === 429) {
       var seconds = retryAfter(answer);
@@ -253,8 +268,7 @@
     window.qbuy.me().then(function (user) {
       loggedIn = user ? true : user === null ? false : undefined;
       meAnswered = true;
-      if (loggedIn === false) say("Please log in to buy.", true);
-      else if (loggedIn) loadOrder();
+      if (loggedIn) loadOrder();
       render();
     });
     refreshSale().then(schedulePoll, schedulePoll);
