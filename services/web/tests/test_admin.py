@@ -1,4 +1,6 @@
 import pytest
+from django.conf import settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -6,6 +8,8 @@ from accounts.models import User
 from orders import gate, services
 from orders.invariants import check_sale
 from orders.models import Order, OrderDeletion
+
+from .browser import VIEWPORT, Shots, chromium
 
 MODELS = [
     ("accounts", "user"),
@@ -290,3 +294,41 @@ def test_the_state_filter_shows_each_state_only(admin_client, make_sale, state):
     shown = {sale.name for sale in response.context["cl"].result_list}
     assert shown == {names[state]}
     assert {s.state() for s in response.context["cl"].result_list} == {state}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sales_list_fits_1280_px_in_chromium(live_server, make_sale):
+    """A real Chromium at 1280 x 800: every column is on screen, nothing scrolls sideways.
+    The screenshot (artifacts/browser/admin-sales/) is for a person to look at."""
+    for state, kw in STATES.items():
+        make_sale(name=f"{state.replace('_', ' ').title()} Kettle, a long enough name", **kw)
+    client = Client()
+    client.force_login(User.objects.create_superuser("+12015550198", "pw"))
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    shots = Shots("admin-sales")
+    with chromium() as browser:
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
+        )
+        page = context.new_page()
+        page.goto(f"{live_server.url}/admin/sales/sale/")
+        shots.take(page, "changelist")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        # The table scrolls inside its own box: a column cut off there is off screen too.
+        table_overflow = page.evaluate(
+            "(box => box.scrollWidth - box.clientWidth)(document.querySelector('.results'))"
+        )
+        headers = page.locator("#result_list thead th").all_inner_texts()
+        filters = page.locator("#changelist-filter").inner_text()
+        context.close()
+    assert (overflow, table_overflow) == (0, 0)
+    assert [h.strip().upper() for h in headers[1:]] == [
+        "NAME",
+        "STATE",
+        "REMAINING / STOCK",
+        "STARTS",
+        "ENDS",
+    ]
+    for words in ("Upcoming", "Open", "Sold out", "Ended"):
+        assert words in filters
