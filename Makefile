@@ -4,11 +4,13 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 MANAGE := cd services/web && ../../$(PYTHON) manage.py
+# Playwright (the browser tests) drives Debian's chromium from `make deps`: never a download.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench bench-compare loadtest fuzz clean
+.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench bench-compare loadtest fuzz screenshot clean
 
 help:
-	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | bench-compare | loadtest | fuzz"
+	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | bench-compare | loadtest | fuzz | screenshot"
 	@echo "make lock: recompile requirements/{base,dev}.in into the hashed base.txt and dev.txt"
 
 deps:
@@ -117,6 +119,13 @@ bench-compare: deps venv
 # LOCUST_UI=1 opens Locust's web UI. E.g. LOADTEST_ARGS="--buyers 500 --stock 100".
 loadtest: deps venv
 	$(PYTHON) -m loadtests.loadtest $(LOADTEST_ARGS)
+
+# docs/buy-flow.png, the README's screenshot: the browser test's confirmed step (1280 wide),
+# from a run of the buy flow against a fresh stack (services/web/tests/test_buy_flow_browser.py).
+screenshot: deps venv
+	QBUY_README_SCREENSHOT=$(abspath docs/buy-flow.png) $(PYTHON) -m pytest \
+		services/web/tests/test_buy_flow_browser.py::test_buy_flow $(PYTEST_ARGS)
+	@echo "make screenshot: docs/buy-flow.png (every step: artifacts/browser/buy_flow/)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -27,6 +27,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 PHONE_WIDTH = {"width": 390, "height": 844}
 WAIT_MS = 15_000  # every wait that does not say otherwise: a slow CI machine, not a hang
 CODE_WAIT = 10  # seconds for the SMS file backend to write a code
+expect.set_options(timeout=WAIT_MS)  # expect()'s own default is 5 s (a context's is for actions)
 
 # Each text the page's body showed, in order (a MutationObserver from the document's start):
 # what a person could have read at any moment, not only at the end.
