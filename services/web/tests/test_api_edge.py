@@ -46,3 +46,64 @@ def test_the_api_root_is_no_endpoint(client):
     r = client.get("/api/")
 
     assert (r.status_code, r.json()) == (404, {"error": "not_found"})
+
+
+# --- ninja's per-request cost on the flash sale's hot path (make bench-compare measures it) ---
+
+
+def test_the_buy_endpoint_is_the_first_api_pattern_django_tries():
+    from django.urls import get_resolver
+
+    api_include = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/")
+    assert api_include.url_patterns[0].name == "buy"
+
+
+def test_a_sold_out_refusal_builds_one_response_not_ninjas_extra_one(
+    client, make_sale, settings, monkeypatch
+):
+    """Ninja makes an HttpResponse ahead of every view; LeanOperation makes it only for an
+    answer the view returned. A refusal is then one JsonResponse: its own."""
+    from django.http import response as http_response
+
+    from orders import soldout
+
+    settings.SOLD_OUT_MEMO = 60
+    sale = make_sale(stock=0)
+    soldout.remember(sale.pk)
+    made = []
+    real_init = http_response.HttpResponse.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(http_response.HttpResponse, "__init__", counting_init)
+    client.cookies[settings.SESSION_COOKIE_NAME] = "a" * 32
+    r = client.post(f"/api/sales/{sale.pk}/buy", data={}, content_type="application/json")
+
+    assert (r.status_code, r.json()) == (409, {"error": "sold_out"})
+    assert made == ["JsonResponse"]
+
+
+def test_an_operation_that_needs_ninjas_response_argument_is_refused():
+    from ninja import NinjaAPI
+    from ninja.operation import Operation
+
+    from config import api as qbuy_api
+
+    other = NinjaAPI(urls_namespace="lean-check")
+
+    @other.get("/x", url_name="x")
+    def with_response(request, response: http_response_type()):
+        return {}
+
+    operation = next(iter(other.default_router.path_operations.values())).operations[0]
+    assert isinstance(operation, Operation)
+    with pytest.raises(TypeError, match="LeanOperation"):
+        qbuy_api.make_lean(operation)
+
+
+def http_response_type():
+    from django.http import HttpResponse
+
+    return HttpResponse
