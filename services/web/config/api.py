@@ -37,6 +37,7 @@ from sales.api import router as sales_router
 # ninja): any validation error of it is this answer.
 FIELD_ERRORS = {
     "page": ("invalid_page", "page must be a positive integer"),
+    "sale": ("invalid_sale", "sale must be a positive integer"),
     "quantity": ("invalid_quantity", "quantity must be a positive integer"),
 }
 

@@ -111,7 +111,7 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
     **answers(
         {200: OrderPageOut},
         INVALID_PAGE,
-        Refusal(400, "wrong_type", "sale is not a positive integer: `fields` is [sale]"),
+        Refusal(400, "invalid_sale", "sale is not a positive integer"),
         NOT_AUTHENTICATED,
         NO_SUCH_PAGE,
         links={
