@@ -2,15 +2,16 @@
 string pydantic made up."""
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class PhoneIn(Schema):
+# Bodies are pydantic's BaseModel, not ninja's Schema (orders/schemas.py BuyIn says why).
+class PhoneIn(BaseModel):
     model_config = ConfigDict(strict=True)
     phone: str = Field(examples=["+12015550123"])
 
 
-class LoginIn(Schema):
+class LoginIn(BaseModel):
     model_config = ConfigDict(strict=True)
     phone: str = Field(examples=["+12015550123"])
     code: str = Field(examples=["123456"])

@@ -4,13 +4,15 @@ from typing import Literal
 from uuid import UUID
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.pagination import PageOut
 from sales.schemas import DateTime
 
 
-class BuyIn(Schema):
+class BuyIn(BaseModel):
+    # pydantic's BaseModel, not ninja's Schema: a Schema wraps each input in a DjangoGetter (to
+    # read ORM objects, which only answers are), a third of ninja's cost on the buy endpoint.
     # Strict: "2", 1.5 and true are not quantities (invalid_quantity).
     model_config = ConfigDict(strict=True)
     quantity: int = Field(1, ge=1, description="at most the sale's per_buyer_limit")
