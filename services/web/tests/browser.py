@@ -34,9 +34,12 @@ expect.set_options(timeout=WAIT_MS)  # expect()'s own default is 5 s (a context'
 RECORD_TEXTS = """
 (() => {
   const seen = (window.__qbuySeen = []);
+  window.__qbuyBuyEnabled = false; // was the buy button ever enabled on this page?
   const note = () => {
     const text = document.body && document.body.innerText;
     if (text && seen[seen.length - 1] !== text) seen.push(text);
+    const button = document.getElementById("buy-button");
+    if (button && !button.disabled) window.__qbuyBuyEnabled = true;
   };
   new MutationObserver(note).observe(document, {
     subtree: true, childList: true, characterData: true, attributes: true,
@@ -183,6 +186,10 @@ class Buyer:
     def seen(self) -> list[str]:
         """Every text the current page's body showed since it loaded."""
         return self.page.evaluate("window.__qbuySeen")
+
+    def buy_was_enabled(self) -> bool:
+        """Whether the current page's buy button was enabled at any moment since it loaded."""
+        return self.page.evaluate("window.__qbuyBuyEnabled")
 
     def focus_order(self, target: str, limit: int = 40) -> list[str]:
         """Press Tab until the element ``target`` (a CSS selector) has the focus; the focused

@@ -6,14 +6,13 @@ nothing of the first; a third buys with the keyboard alone.
 
 Every step's screenshot is in artifacts/browser/<test>/ (the folder is printed at the end).
 `make screenshot` runs test_buy_flow with QBUY_README_SCREENSHOT=docs/buy-flow.png: the
-confirmed step's screenshot is copied there for the README.
+confirmed step, down to the sale's box, is saved there for the README.
 
 Texts are matched on their key words, case-insensitively: wording may change, meaning may not.
 """
 
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -153,9 +152,12 @@ def test_buy_flow(stack):
         expect(page.locator("#remaining")).to_have_text(
             text(r"\b0 of 1\b|sold out"), timeout=REFRESH_MS
         )
-        confirmed = a.step("confirmed")
+        a.step("confirmed")
         if target := os.environ.get("QBUY_README_SCREENSHOT"):
-            shutil.copyfile(confirmed, target)
+            # The page down to the sale's box: no empty half-screen under it in the README.
+            box = page.locator("#sale").bounding_box()
+            height = box["y"] + box["height"] + 24
+            page.screenshot(path=target, clip={"x": 0, "y": 0, "width": 1280, "height": height})
         assert not any("not started" in seen.lower() for seen in a.seen()), a.seen()
 
         # ... readable at a phone's width: nothing wider than the screen.
@@ -177,10 +179,10 @@ def test_buy_flow(stack):
         b.log_in()
         expect(page).to_have_url(f"{stack.url}{sale_path}")
         expect(page.locator("#sale-status")).to_have_text(text(r"sold out"))
-        button = page.locator("#buy-button")
-        if button.is_enabled():  # the page may still let B try: the answer is in words
-            button.click()
-            expect(page.locator(order_state)).to_have_text(text(r"sold out"), timeout=CONFIRM_MS)
+        expect(page.locator(order_state)).to_have_text(text(r"sold out"), timeout=CONFIRM_MS)
+        # Not even for a moment: before the sale's first answer the page knows no stock.
+        assert not b.buy_was_enabled(), "B could press Buy on a sold-out sale"
+        expect(page.locator("#buy-button")).to_be_disabled()
         b.step("sold-out")
         a_phone = (a.phone, digits(a.phone))
         for seen in b.seen():
@@ -227,4 +229,7 @@ def test_keyboard_only_buyer(stack):
             page.keyboard.press("Enter")
         assert bought.value.status == 202, bought.value.text()
         expect(page.locator("#order-state")).to_have_text(text(r"confirmed"), timeout=CONFIRM_MS)
+        # The pressed button is disabled now: the focus is on the answer, not lost to the page.
+        assert page.evaluate("document.activeElement.id") == "order-state"
+        expect(page.locator("#buy-button")).to_have_text("Bought")
         c.step("confirmed")

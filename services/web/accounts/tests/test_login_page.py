@@ -92,6 +92,12 @@ def test_valid_phone_sends_a_code_and_shows_the_code_form(client, settings):
     assert f'value="{PHONE}"' in html
 
 
+def test_the_code_step_says_where_the_code_went(client):
+    page = send_code(client, "+1 (201) 555-0123").content.decode()
+
+    assert f"We sent a code by SMS to <strong>{PHONE}</strong>" in page
+
+
 def test_second_code_within_interval_shows_rate_limit_error(client):
     send_code(client)
 

@@ -99,8 +99,15 @@
       else if (current === "ended") sayOnce("This sale has ended.");
       else if (loggedIn === false) sayOnce("Please log in to buy.", true);
     }
+    // Not before the sale's first answer: until then a sold-out sale looks open (remaining null).
+    var hadFocus = document.activeElement === els.button;
     els.button.disabled =
-      inFlight || hasOrder || current !== "open" || now < retryAt || !meAnswered;
+      inFlight || hasOrder || current !== "open" || now < retryAt || !meAnswered ||
+      sale.remaining === null;
+    var label = !hasOrder ? "Buy now" : order.status === "confirmed" ? "Bought" : "Ordered";
+    if (els.button.textContent !== label) els.button.textContent = label;
+    // A disabled button drops the keyboard's focus to the page: move it to the answer.
+    if (hadFocus && els.button.disabled) els.orderState.focus();
     return current;
   }
 
@@ -137,9 +144,13 @@
 
   function showOrder(found) {
     order = found;
-    var short = String(found.order).slice(0, 8);
     if (found.status === "confirmed") {
-      say("Confirmed! Your order " + short + " is placed.");
+      say("Confirmed! Your order is placed.");
+      var link = document.createElement("a");
+      link.href = "/orders/";
+      link.textContent = "See your orders";
+      els.orderState.appendChild(document.createTextNode(" "));
+      els.orderState.appendChild(link);
     } else if (found.status === "failed") {
       var reason = REASONS[found.reason] || String(found.reason || "unknown").replace(/_/g, " ");
       say("Your order failed: " + reason + ".");
