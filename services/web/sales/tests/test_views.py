@@ -102,13 +102,17 @@ def test_detail(client, make_sale):
     assert "at most 1 per buyer" in html
 
 
-def test_detail_of_an_ended_sale_is_gone(client, make_sale):
+def test_detail_of_an_ended_sale_is_gone_in_the_sites_style(client, make_sale):
     sale = make_sale(name="Old Kettle", starts_in=-7200, duration=3600)
     response = client.get(f"/sales/{sale.pk}/")
     assert response.status_code == 410
     html = response.content.decode()
     assert "Old Kettle" in html
     assert "ended" in html
+    assert '<link rel="stylesheet" href="/static/qbuy/site.css' in html
+    assert '<span class="badge badge-ended">Ended</span>' in html
+    assert "This sale has ended." in html
+    assert 'id="login-nav"' in html
 
 
 def test_detail_of_a_missing_sale_is_404(client, db):
@@ -295,14 +299,3 @@ def test_header_offers_login_to_come_back_and_a_logout_form(client, make_sale):
     assert '<form id="logout-form" class="inline" method="post" action="/account/">' in page
     assert '<input type="hidden" name="action" value="logout">' in page
     assert '<button id="logout-button" type="submit"' in page
-
-
-def test_ended_sale_page_is_in_the_sites_style(client, make_sale):
-    sale = make_sale(name="Old Kettle", starts_in=-7200, duration=3600)
-    response = client.get(f"/sales/{sale.pk}/")
-    assert response.status_code == 410
-    html = response.content.decode()
-    assert '<link rel="stylesheet" href="/static/qbuy/site.css' in html
-    assert '<span class="badge badge-ended">Ended</span>' in html
-    assert "This sale has ended." in html
-    assert 'id="login-nav"' in html
