@@ -4,7 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from django.conf import settings
-from django.core.paginator import EmptyPage, Paginator
+from django.core.paginator import EmptyPage
 from ninja import Query, Router, Status
 
 from common.api_errors import (
@@ -23,7 +23,7 @@ from common.json_body import JsonBody
 from common.pagination import page_payload
 from common.session_auth import session_user
 
-from . import services, soldout
+from . import selectors, services, soldout
 from .models import Order
 from .schemas import BuyAccepted, BuyIn, OrderOut, OrderPageOut
 
@@ -124,11 +124,8 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
 )
 def order_list(request, page: int = Query(1, ge=1), sale: int | None = Query(None, ge=1)):
     """The buyer's orders, newest first, 20 a page; ``sale``: only those of that sale."""
-    orders = Order.objects.filter(buyer=request.user).order_by("-created_at", "-pk")
-    if sale is not None:
-        orders = orders.filter(sale_id=sale)
     try:
-        orders_page = Paginator(orders, 20).page(page)
+        orders_page = selectors.buyer_order_page(buyer=request.user, number=page, sale_id=sale)
     except EmptyPage:
         raise ApiError(404, "no_such_page") from None
     return {"results": [order_payload(o) for o in orders_page], "page": page_payload(orders_page)}

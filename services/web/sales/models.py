@@ -16,17 +16,25 @@ class Product(models.Model):
         return [sale.get_absolute_url() for sale in self.sales.only("pk")]
 
 
+def windows(now) -> dict[str, models.Q]:
+    """Sale.state's windows at ``now`` in SQL: upcoming, live (open or sold out) and ended."""
+    return {
+        "upcoming": models.Q(starts_at__gt=now),
+        "live": models.Q(starts_at__lte=now, ends_at__gt=now),
+        "ended": models.Q(ends_at__lte=now),
+    }
+
+
 class SaleQuerySet(models.QuerySet):
     def in_state(self, state: str, now=None) -> "SaleQuerySet":
         """The sales whose ``state(now)`` is ``state``, in one query (the admin's filter)."""
-        now = now or timezone.now()
-        live = models.Q(starts_at__lte=now, ends_at__gt=now)
+        window = windows(now or timezone.now())
         return self.filter(
             {
-                "upcoming": models.Q(starts_at__gt=now),
-                "open": live & models.Q(remaining__gt=0),
-                "sold_out": live & models.Q(remaining__lte=0),
-                "ended": models.Q(ends_at__lte=now),
+                "upcoming": window["upcoming"],
+                "open": window["live"] & models.Q(remaining__gt=0),
+                "sold_out": window["live"] & models.Q(remaining__lte=0),
+                "ended": window["ended"],
             }[state]
         )
 
@@ -77,7 +85,7 @@ class Sale(models.Model):
         return [self.get_absolute_url()]
 
     def state(self, now=None) -> str:
-        # SaleQuerySet.in_state is the same rule in SQL: change both together.
+        # windows() is the same rule in SQL: change both together.
         now = now or timezone.now()
         if now < self.starts_at:
             return "upcoming"

@@ -2,10 +2,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
-from .models import Sale
+from .models import Sale, windows
 
 LIVE, UPCOMING, ENDED = 0, 1, 2
 
@@ -14,9 +14,8 @@ def sale_page(*, number: int, now: datetime | None = None) -> Page:
     """One page of sales as a buyer wants them: live ones first (open or sold out, soonest
     end first), then upcoming (soonest start first), then ended (latest end first); raises
     EmptyPage past the end. The /sales/ page and /api/sales/ share it, so their pages agree."""
-    now = now or timezone.now()
-    live = Q(starts_at__lte=now, ends_at__gt=now)
-    upcoming = Q(starts_at__gt=now)
+    window = windows(now or timezone.now())
+    live, upcoming = window["live"], window["upcoming"]
     sales = (
         Sale.objects.select_related("product")
         .annotate(
