@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from .admin_login import ThrottledAdminLoginForm
 from .models import User
 
 
@@ -16,7 +15,3 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("phone", "password1", "password2")}),)
-
-
-# Throttled per address and per account (accounts.admin_login).
-admin.site.login_form = ThrottledAdminLoginForm

@@ -27,6 +27,7 @@ from common.session_auth import session_user
 from qbuy_core.sms import SmsDeliveryError
 
 from . import services
+from .backends import SMS_CODE_BACKEND
 from .phone import accepted
 from .schemas import CodeSentOut, CsrfOut, LoginIn, PhoneIn, UserAnswer
 from .sessions import user_logout_everywhere
@@ -107,7 +108,7 @@ def api_login(request, payload: Annotated[LoginIn, JsonBody()]):
         raise ApiError(400, "invalid_code", detail=INVALID_CODE) from None
     except services.RateLimited as limited:
         return retry_later(429, "rate_limited", limited.retry_after)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend=SMS_CODE_BACKEND)
     return {"user": user_payload(user)}
 
 

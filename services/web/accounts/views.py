@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from qbuy_core.sms import SmsDeliveryError
 
 from . import services
+from .backends import SMS_CODE_BACKEND
 from .forms import CodeForm, PhoneForm
 from .sessions import user_logout_everywhere
 
@@ -49,7 +50,7 @@ def login_page(request):
                     "code", f"Too many tries: try again in {limited.retry_after} s."
                 )
             else:
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, user, backend=SMS_CODE_BACKEND)
                 return HttpResponseRedirect(next_url)
     elif request.method == "POST":
         phone_form = PhoneForm(request.POST)

@@ -1,7 +1,20 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 
 from . import gate, services
-from .models import Order, OrderDeletion
+from .models import CANCEL_MESSAGE_MAX, Order, OrderDeletion
+
+
+class OrderActionForm(ActionForm):
+    """The actions bar, with the words a cancel shows the buyer after "cancelled by the shop"."""
+
+    message = forms.CharField(
+        label="Message to the buyer (optional):",
+        required=False,
+        max_length=CANCEL_MESSAGE_MAX,
+        strip=True,
+    )
 
 
 @admin.register(Order)
@@ -23,21 +36,32 @@ class OrderAdmin(admin.ModelAdmin):
         "updated_at",
     )
     actions = ["cancel_orders"]
+    action_form = OrderActionForm
 
     def has_add_permission(self, request):
         # Orders come from the buy path, which reserves their stock in the gate first.
         return False
 
-    @admin.action(description="Cancel selected orders (gives their stock back)")
+    # Changing an order's status is a change: staff who may only view orders never see it.
+    @admin.action(
+        description="Cancel selected orders (gives their stock back)", permissions=["change"]
+    )
     def cancel_orders(self, request, queryset):
-        reason = f"by admin {request.user.get_username()}"
+        # The admin validated the actions bar (this form) before calling this: read it again.
+        form = self.action_form(request.POST, auto_id=None)
+        form.fields["action"].choices = self.get_action_choices(request)
+        message = form.cleaned_data["message"] if form.is_valid() else ""
         cancelled = skipped = busy = 0
-        for pk in queryset.values_list("pk", flat=True):
+        for order in queryset.select_related(None).only("pk", "token", "status"):
             try:
-                done = services.order_cancel(order_id=pk, reason=reason)
+                done = services.order_cancel(order_id=order.pk, message=message)
             except gate.Busy:
                 busy += 1
                 continue
+            if done:
+                # Who cancelled is the admin's history, never the buyer's answer.
+                shown = services.cancel_reason(message)
+                self.log_change(request, order, f"Cancelled; the buyer reads {shown!r}.")
             cancelled += done
             skipped += not done
         summary = f"{cancelled} orders cancelled; {skipped} skipped (already failed)."

@@ -4,6 +4,12 @@ from django.conf import settings
 from django.db import models
 
 
+# What a buyer reads when the shop cancelled their order (the staff member is in the admin's
+# history, not here), and how long the staff member's optional message may be.
+CANCELLED_BY_SHOP = "cancelled by the shop"
+CANCEL_MESSAGE_MAX = 120
+
+
 class Order(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -18,7 +24,8 @@ class Order(models.Model):
     )
     quantity = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    reason = models.CharField(max_length=64, blank=True)
+    # A code (sold_out, timeout) or CANCELLED_BY_SHOP with its message: shown to the buyer.
+    reason = models.CharField(max_length=160, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

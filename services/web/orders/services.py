@@ -31,7 +31,7 @@ from qbuy_core import page_cache
 from sales.models import Sale
 
 from . import gate, soldout
-from .models import Order
+from .models import CANCEL_MESSAGE_MAX, CANCELLED_BY_SHOP, Order
 
 logger = logging.getLogger("qbuy.orders")
 
@@ -274,9 +274,12 @@ def _stock_undo(sale_id: int, in_redis: int | None) -> None:
         logger.exception("sale %s: stock change rolled back, Redis not undone", sale_id)
 
 
-def order_cancel(*, order_id: int | None = None, token: str | None = None, reason: str) -> bool:
+def order_cancel(
+    *, order_id: int | None = None, token: str | None = None, message: str = ""
+) -> bool:
     """Fail a pending or confirmed order (an admin's decision) and give its stock back in
-    Postgres and Redis; its buyer may buy again. False, and nothing changed, if it had already
+    Postgres and Redis; its buyer may buy again. The buyer reads CANCELLED_BY_SHOP and the
+    optional ``message`` (at most CANCEL_MESSAGE_MAX characters), never who cancelled. False, and nothing changed, if it had already
     failed: cancelling twice is harmless. Raises gate.Busy if the sale's Redis state stays
     locked by a rebuild (it takes milliseconds).
 
@@ -300,8 +303,7 @@ def order_cancel(*, order_id: int | None = None, token: str | None = None, reaso
             if was == Order.Status.CONFIRMED:
                 # Under the sale row's lock (the UPDATE's), like the decrement it undoes.
                 Sale.objects.filter(pk=sale_id).update(remaining=F("remaining") + order.quantity)
-            # The reason column is 64 characters; the prefix says who failed it.
-            order.status, order.reason = Order.Status.FAILED, f"cancelled: {reason}"[:64]
+            order.status, order.reason = Order.Status.FAILED, cancel_reason(message)
             order.save(update_fields=["status", "reason", "updated_at"])
         try:
             if was == Order.Status.PENDING:
@@ -320,6 +322,11 @@ def order_cancel(*, order_id: int | None = None, token: str | None = None, reaso
     # update() sends no signal: the sale page must show the stock that came back.
     page_cache.drop(Sale(pk=sale_id).cached_paths())
     return True
+
+
+def cancel_reason(message: str) -> str:
+    message = " ".join(message.split())[:CANCEL_MESSAGE_MAX]
+    return f"{CANCELLED_BY_SHOP}: {message}" if message else CANCELLED_BY_SHOP
 
 
 @dataclass

@@ -20,7 +20,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     # First: its createsuperuser (validators on DJANGO_SUPERUSER_PASSWORD too) replaces auth's.
     "accounts",
-    "django.contrib.admin",
+    # django.contrib.admin with qbuy's site: staff sign in with a password (accounts.admin_site).
+    "accounts.admin_config.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,6 +53,12 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# The first for the admin's password login, the second marks the SMS code login's sessions,
+# which never open the admin (accounts.backends).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.SmsCodeBackend",
+]
 LOGIN_URL = "/login/"
 
 TEMPLATES = [

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from accounts.models import User
 from orders import gate, services
 from orders.invariants import check_sale
-from orders.models import Order
+from orders.models import CANCEL_MESSAGE_MAX, Order
 from sales.models import Sale
 
 
@@ -39,10 +39,10 @@ def test_cancel_gives_the_stock_back_and_the_buyer_buys_again(make_sale, buyers,
     order = buy(sale.pk, buyers[0], place=place)
     assert stores(sale) == ((1, 1) if place else (2, 1))
 
-    assert services.order_cancel(order_id=order.pk, reason="customer asked") is True
+    assert services.order_cancel(order_id=order.pk, message="customer asked") is True
 
     order.refresh_from_db()
-    assert (order.status, order.reason) == ("failed", "cancelled: customer asked")
+    assert (order.status, order.reason) == ("failed", "cancelled by the shop: customer asked")
     assert stores(sale) == (2, 2)
     again = buy(sale.pk, buyers[0])
     assert again.status == "confirmed"
@@ -50,27 +50,35 @@ def test_cancel_gives_the_stock_back_and_the_buyer_buys_again(make_sale, buyers,
     assert check_sale(sale.pk, expect_drained=True).violations == []
 
 
-def test_cancel_by_token_keeps_the_reason_within_its_column(make_sale, buyers):
+def test_cancel_by_token_keeps_the_message_within_its_bound(make_sale, buyers):
     sale = make_sale(stock=1)
     order = buy(sale.pk, buyers[0])
-    assert services.order_cancel(token=str(order.token), reason="x" * 100)
+    assert services.order_cancel(token=str(order.token), message=" x\n" + "x" * 300)
     order.refresh_from_db()
-    assert order.reason == "cancelled: " + "x" * 53
-    assert len(order.reason) == Order._meta.get_field("reason").max_length
+    assert order.reason == "cancelled by the shop: x " + "x" * (CANCEL_MESSAGE_MAX - 2)
+    assert len(order.reason) <= Order._meta.get_field("reason").max_length
+
+
+def test_a_cancel_without_a_message_says_only_that_the_shop_cancelled(make_sale, buyers):
+    sale = make_sale(stock=1)
+    order = buy(sale.pk, buyers[0])
+    assert services.order_cancel(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.reason == "cancelled by the shop"
 
 
 def test_cancelling_twice_changes_nothing_the_second_time(make_sale, buyers):
     sale = make_sale(stock=3)
     order = buy(sale.pk, buyers[0])
     buy(sale.pk, buyers[1])
-    assert services.order_cancel(order_id=order.pk, reason="first") is True
+    assert services.order_cancel(order_id=order.pk, message="first") is True
     after_first = stores(sale)
 
-    assert services.order_cancel(order_id=order.pk, reason="second") is False
+    assert services.order_cancel(order_id=order.pk, message="second") is False
 
     assert stores(sale) == after_first == (2, 2)
     order.refresh_from_db()
-    assert order.reason == "cancelled: first"
+    assert order.reason == "cancelled by the shop: first"
     assert check_sale(sale.pk).violations == []
 
 
@@ -79,7 +87,7 @@ def test_cancelling_an_order_the_gate_does_not_hold_is_fixed_on_rebuild(make_sal
     order = buy(sale.pk, buyers[0])
     gate.forget(sale.pk)  # Redis lost the sale (a restart)
 
-    assert services.order_cancel(order_id=order.pk, reason="late")
+    assert services.order_cancel(order_id=order.pk, message="late")
 
     assert stores(sale) == (2, None)  # nothing to give back in Redis: load() reads Postgres
     assert buy(sale.pk, buyers[0]).status == "confirmed"
@@ -96,7 +104,7 @@ def test_a_cancel_waits_for_the_order_task_and_undoes_what_it_did(make_sale, buy
 
     def cancel():
         try:
-            results.append(services.order_cancel(order_id=order.pk, reason="admin"))
+            results.append(services.order_cancel(order_id=order.pk, message="admin"))
         finally:
             connection.close()
 
@@ -156,7 +164,7 @@ def test_cancels_and_stock_raises_racing_a_storm_keep_the_invariants(make_sale):
                 .exclude(status=Order.Status.FAILED)
                 .values_list("pk", flat=True)[:20]
             )
-            if live and services.order_cancel(order_id=rng.choice(live), reason="storm"):
+            if live and services.order_cancel(order_id=rng.choice(live), message="storm"):
                 with lock:
                     counts["cancelled"] += 1
             time.sleep(0.005)

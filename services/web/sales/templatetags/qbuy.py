@@ -19,7 +19,8 @@ SALE_STATES = {
     "ended": "Ended",
 }
 ORDER_STATES = {"pending": "Confirming…", "confirmed": "Confirmed", "failed": "Failed"}
-REASONS = {"sold_out": "sold out", "timeout": "timed out", "cancelled": "cancelled"}
+# The codes in words; any other reason (the shop's cancel and its message) is shown as it is.
+REASONS = {"sold_out": "sold out", "timeout": "timed out"}
 
 
 @register.filter
@@ -39,7 +40,7 @@ def sale_state(state: str) -> str:
 def order_state(order) -> str:
     words = ORDER_STATES.get(order.status, order.status.capitalize())
     if order.reason:
-        words += f": {REASONS.get(order.reason, order.reason.replace('_', ' '))}"
+        words += f": {REASONS.get(order.reason, order.reason)}"
     return words
 
 

@@ -16,7 +16,8 @@
     sold_out: "Sold out",
     ended: "Ended",
   };
-  var REASONS = { sold_out: "sold out", timeout: "it timed out", cancelled: "it was cancelled" };
+  // The codes in words; any other reason (the shop's cancel and its message) is shown as it is.
+  var REASONS = { sold_out: "sold out", timeout: "it timed out" };
 
   var section, saleId, startsAt, endsAt, els;
   var sale = { remaining: null, stock: null };
@@ -152,7 +153,7 @@
       els.orderState.appendChild(document.createTextNode(" "));
       els.orderState.appendChild(link);
     } else if (found.status === "failed") {
-      var reason = REASONS[found.reason] || String(found.reason || "unknown").replace(/_/g, " ");
+      var reason = REASONS[found.reason] || String(found.reason || "unknown");
       say("Your order failed: " + reason + ".");
     } else {
       say("Order received — confirming…");
