@@ -11,7 +11,7 @@ from django.contrib.auth.backends import BaseBackend
 from .models import User
 
 SMS_CODE_BACKEND = "accounts.backends.SmsCodeBackend"
-PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"
+PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"  # noqa: S105 - a class path
 
 
 class SmsCodeBackend(BaseBackend):

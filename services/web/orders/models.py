@@ -3,7 +3,6 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-
 # What a buyer reads when the shop cancelled their order (the staff member is in the admin's
 # history, not here), and how long the staff member's optional message may be.
 CANCELLED_BY_SHOP = "cancelled by the shop"
