@@ -280,8 +280,8 @@ def order_cancel(
     """Fail a pending or confirmed order (an admin's decision) and give its stock back in
     Postgres and Redis; its buyer may buy again. The buyer reads CANCELLED_BY_SHOP and the
     optional ``message`` (at most CANCEL_MESSAGE_MAX characters), never who cancelled. False,
-    and nothing changed, if it had already failed: cancelling twice is harmless. Raises gate.Busy if the sale's Redis state stays
-    locked by a rebuild (it takes milliseconds).
+    and nothing changed, if it had already failed: cancelling twice is harmless. Raises
+    gate.Busy if the sale's Redis state stays locked by a rebuild (it takes milliseconds).
 
     As in order_place: Postgres commits first, then Redis follows, so in between the gate
     offers less than Postgres has (a buyer may be refused for a moment), never more. The gate's
