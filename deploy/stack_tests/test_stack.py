@@ -117,6 +117,7 @@ def test_static_files_come_from_nginx():
 
 def test_flower_behind_its_password():
     assert requests.get(stack.FLOWER_URL, timeout=10).status_code == 401
+    assert requests.get(f"{stack.FLOWER_URL}/metrics", timeout=10).status_code == 401
     assert requests.get(f"{stack.FLOWER_URL}/healthcheck", timeout=10).text == "OK"
 
 
@@ -138,6 +139,92 @@ def test_a_buy_through_nginx_ends_confirmed():
             break
         time.sleep(0.2)
     assert order["status"] == "confirmed", order
+
+
+STAFF_PASSWORD = "kettle-sale-4-ever-quiet"  # noqa: S105 - a test account
+STAFF_SCRIPT = """
+from django.contrib.auth.models import Permission
+from accounts.models import User
+for phone, perms in {staff!r}.items():
+    user = User.objects.create_user(phone, {password!r}, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=perms))
+"""
+
+
+def admin_session(phone: str) -> requests.Session:
+    """The admin's own password login, through nginx."""
+    session = requests.Session()
+    page = session.get(f"{URL}/admin/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    form = {"csrfmiddlewaretoken": token, "username": phone, "password": STAFF_PASSWORD}
+    answer = session.post(f"{URL}/admin/login/", data=form, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text[:2000]
+    return session
+
+
+def cancel(session: requests.Session, order_pk: int) -> requests.Response:
+    page = session.get(f"{URL}/admin/orders/order/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    form = {
+        "csrfmiddlewaretoken": token,
+        "action": "cancel_orders",
+        "_selected_action": order_pk,
+        "select_across": 1,
+        "index": 0,
+        "message": "Damaged in transit",
+    }
+    return session.post(f"{URL}/admin/orders/order/", data=form, timeout=10)
+
+
+def test_the_admin_is_its_own_trust_boundary():
+    """Issue 19, through nginx: an SMS code never opens the admin, staff who may only view
+    orders cannot cancel, and the buyer of a cancelled order reads no staff identity."""
+    viewer, clerk = storm.phone(500_000), storm.phone(500_001)
+    staff = {viewer: ["view_order"], clerk: ["view_order", "change_order"]}
+    stack.manage("shell", "-c", STAFF_SCRIPT.format(staff=staff, password=STAFF_PASSWORD))
+    (by_code,) = storm.log_in_buyers(URL, stack.read_codes, 1, first=500_000)
+    for path in ("/admin/", "/admin/orders/order/"):
+        assert by_code.get(f"{URL}{path}", allow_redirects=False, timeout=10).status_code in (
+            302,
+            403,
+        ), path
+
+    (buyer,) = storm.log_in_buyers(URL, stack.read_codes, 1, first=9100)
+    sale = stack.create_sale("cancelled by the shop", 3)
+    answer = storm.buy(URL, sale, buyer)
+    assert answer.status == 202, answer
+    token = answer.body["order"]
+    pk = int(
+        stack.manage(
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            f"from orders.models import Order; print(Order.objects.get(token='{token}').pk)",
+        ).stdout
+    )
+    looking = admin_session(viewer)
+    assert "cancel_orders" not in looking.get(f"{URL}/admin/orders/order/", timeout=10).text
+    cancel(looking, pk)
+    assert buyer.get(f"{URL}/api/orders/{token}", timeout=10).json().get("reason") is None
+
+    assert "1 orders cancelled" in cancel(admin_session(clerk), pk).text
+    order = buyer.get(f"{URL}/api/orders/{token}", timeout=10)
+    assert order.json()["reason"] == "cancelled by the shop: Damaged in transit"
+    for seen in (order.text, buyer.get(f"{URL}/orders/", timeout=10).text):
+        assert clerk not in seen and "admin" not in seen
+
+
+def test_the_micro_cache_reads_the_whole_cookie_header_and_sale_pages_have_one_url():
+    sale = stack.create_sale("one url", 5)
+    (buyer,) = storm.log_in_buyers(URL, stack.read_codes, 1, first=9200)
+    real = buyer.cookies["SESSION_ID"]
+    for cookie in (f"SESSION_ID=0; SESSION_ID={real}", f"a=1;\tSESSION_ID={real}"):
+        account = requests.get(f"{URL}/account/", headers={"Cookie": cookie}, timeout=10)
+        assert account.headers["X-Micro-Cache"] == "BYPASS", cookie
+    busted = stack.get(f"/sales/{sale}/?x=1", allow_redirects=False)
+    assert (busted.status_code, busted.headers["Location"]) == (301, f"/sales/{sale}/")
+    assert stack.get(f"/sales/{sale}/").headers.get("X-Page-Cache") in ("HIT", "MISS")
 
 
 def test_storm_through_nginx_sells_exactly_the_stock():

@@ -35,4 +35,5 @@ for credential in ${FLOWER_BASIC_AUTH:-}; do
 done
 IFS=$old_ifs
 set +f
-exec celery -A config.celery_app flower
+# Flower with /metrics behind its login too (config/flower.py).
+exec python -m config.flower

@@ -1,16 +1,17 @@
 """The JSON API: one NinjaAPI at /api/, a router per app, and the edge between it and Django.
 
 Ninja declares each operation (method, path, body, every answer) and writes the OpenAPI 3.1
-document from that (/api/openapi.json, /api/docs). qbuy keeps three things of its own, at the
+document from that (/api/openapi.json, /api/docs). qbuy keeps two things of its own, at the
 edge, in ``urls()``:
 
 * CSRF: ninja marks its views csrf_exempt and leaves the check to its cookie auth; qbuy's views
   are checked by CsrfViewMiddleware as the pages are, before the view runs, whatever the auth
   (the login and the buy endpoint have none), with common.http.csrf_failure's JSON 403.
 * 405: ninja's is a text body; ours is JSON with the allowed methods.
-* An answer that read the session (the user, a login, a logout) is personal: no shared cache
-  (a CDN, a corporate proxy) may keep it, and no browser may store it on disk. Answers that did
-  not read it (the sale list, the buy endpoint's sold-out memo) stay cacheable.
+
+An answer that read the session (the user, a login, a logout) is personal, as every page's is:
+RequestMetaMiddleware makes it ``private, no-store``. Answers that did not read it (the sale
+list, the buy endpoint's sold-out memo) stay cacheable.
 
 Errors keep the shape ``{"error": "<code>", ...}`` (common.api_errors): ninja's 422 validation
 answers become the 400s the API always gave. Any other exception propagates to
@@ -23,7 +24,6 @@ import json
 
 import pydantic
 from django.http import Http404, HttpResponseNotAllowed
-from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
 from ninja.operation import Operation
@@ -146,9 +146,6 @@ def _edge(view, methods=None):
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and response.get("Content-Type") != "application/json":
             response = _json_405(response)
-        session = getattr(request, "session", None)
-        if session is not None and session.accessed:
-            patch_cache_control(response, private=True, no_store=True)
         return response
 
     return edge

@@ -72,6 +72,10 @@ def test_flower_asks_for_its_password(tmp_path):
         assert requests.get(url, auth=("ops", "s3cret-pass"), timeout=10).status_code == 200
         # The Kubernetes readiness probe (k8s/base/flower.yaml) has no password.
         assert requests.get(f"{url}healthcheck", timeout=10).text == "OK"
+        # The metrics name every task and count them: the shop's order volume (issue 19).
+        assert requests.get(f"{url}metrics", timeout=10).status_code == 401
+        metrics = requests.get(f"{url}metrics", auth=("ops", "s3cret-pass"), timeout=10)
+        assert metrics.status_code == 200 and "flower_events_total" in metrics.text
     finally:
         flower.stop()
 

@@ -34,6 +34,12 @@ def cached_paths(settings):
     }
 
 
+@pytest.fixture
+def server_timing(settings):
+    """What DEBUG or SERVER_TIMING turn on (off in production: it tells anyone the view)."""
+    settings.SERVER_TIMING = True
+
+
 def _stored(path):
     return caches["html"].get(page_cache.key(path))
 
@@ -131,21 +137,45 @@ def test_post_is_never_cached_nor_served_from_cache(client):
 
 
 @URLS
-def test_query_string_bypasses_the_cache(client):
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_a_query_string_is_redirected_to_the_one_cached_url(client, method):
     client.get("/cached/public/")  # stored
-    with_query = client.get("/cached/public/?utm=x")
-    assert "X-Page-Cache" not in with_query
-    assert with_query.content == b"public render 2 GET "
-    assert "X-Page-Cache" not in client.get("/cached/public/?utm=x")
-    assert urls_middleware.CALLS["public"] == 3
+    for query in ("utm=x", "x=1", "x=2&y=%20"):
+        answer = getattr(client, method)(f"/cached/public/?{query}")
+        assert answer.status_code == 301
+        assert answer["Location"] == "/cached/public/"
+        assert "X-Page-Cache" not in answer
+    # Neither the view nor the cache saw them: random query strings drain nothing.
+    assert urls_middleware.CALLS["public"] == 1
     assert client.get("/cached/public/")["X-Page-Cache"] == "HIT"
 
 
 @URLS
-def test_query_string_miss_does_not_poison_the_plain_path(client):
-    client.get("/cached/public/?variant=b")
+def test_a_query_string_is_redirected_before_anything_is_stored(client):
+    assert client.get("/cached/public/?variant=b").status_code == 301
     assert _stored("/cached/public/") is None
     assert client.get("/cached/public/")["X-Page-Cache"] == "MISS"
+
+
+@pytest.mark.parametrize("kind", ["open", "ended", "missing"])
+def test_every_sale_page_answers_a_query_string_with_its_one_url(client, make_sale, kind):
+    url = "/sales/987654321/"
+    if kind != "missing":
+        ended = {"starts_in": -7200, "duration": 3600} if kind == "ended" else {}
+        url = f"/sales/{make_sale(**ended).pk}/"
+    answer = client.get(f"{url}?x=1")
+    assert (answer.status_code, answer["Location"]) == (301, url)
+    assert client.get(url).status_code == {"open": 200, "ended": 410, "missing": 404}[kind]
+
+
+def test_a_query_string_to_a_non_canonical_path_ends_at_the_canonical_one(client, make_sale):
+    sale = make_sale()
+    answer = client.get(f"/sales/0{sale.pk}/?x=1", follow=True)
+    assert [url for url, _ in answer.redirect_chain] == [
+        f"/sales/0{sale.pk}/",
+        f"/sales/{sale.pk}/",
+    ]
+    assert answer.status_code == 200
 
 
 def test_missing_sale_404_is_not_stored(client, db):
@@ -294,7 +324,7 @@ def test_a_miss_reads_once_then_stores(client, make_sale, monkeypatch):
 
 
 @URLS
-def test_hit_keeps_headers_with_a_fresh_request_id(client):
+def test_hit_keeps_headers_with_a_fresh_request_id(client, server_timing):
     first = client.get("/cached/public/")
     hit = client.get("/cached/public/")
     assert hit["X-Page-Cache"] == "HIT"
@@ -346,7 +376,29 @@ def test_good_configuration_constructs(settings):
 # --- RequestMetaMiddleware ---------------------------------------------------------------
 
 
-def test_every_response_has_request_id_and_server_timing(client, make_sale):
+def test_no_server_timing_unless_asked_for(client, make_sale):
+    sale = make_sale()
+    for path in ("/sales/", f"/sales/{sale.pk}/", f"/sales/{sale.pk}/", "/api/sales/", "/x/"):
+        response = client.get(path)
+        assert "Server-Timing" not in response, path
+        assert UUID_HEX.match(response["X-Request-ID"]), path
+
+
+def test_an_answer_with_a_csrf_token_or_the_session_is_private(client, make_sale, buyer):
+    sale = make_sale()
+    login = client.get("/login/")
+    assert login.cookies["csrftoken"].value
+    assert {"private", "no-store"} <= set(re.split(r"\s*,\s*", login["Cache-Control"]))
+    client.force_login(buyer)
+    for path in ("/account/", "/orders/", "/api/auth/me", "/api/orders/"):
+        cache_control = set(re.split(r"\s*,\s*", client.get(path)["Cache-Control"]))
+        assert {"private", "no-store"} <= cache_control, path
+    # The public pages stay public: they read neither.
+    for path in (f"/sales/{sale.pk}/", "/sales/", "/api/sales/"):
+        assert "private" not in client.get(path).get("Cache-Control", ""), path
+
+
+def test_every_response_has_request_id_and_server_timing(client, make_sale, server_timing):
     sale = make_sale(name="Kettle")
     for path, view in [
         ("/sales/", "sale-list"),
@@ -359,7 +411,7 @@ def test_every_response_has_request_id_and_server_timing(client, make_sale):
         assert re.fullmatch(rf'app;dur=\d+\.\d;desc="{view}"', response["Server-Timing"])
 
 
-def test_404_also_has_request_id(client, db):
+def test_404_also_has_request_id(client, db, server_timing):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
     assert UUID_HEX.match(response["X-Request-ID"])
@@ -381,7 +433,7 @@ def test_insane_request_id_is_replaced(client, db, given):
 
 
 @URLS
-def test_api_exception_is_a_logged_json_500(db, caplog):
+def test_api_exception_is_a_logged_json_500(db, caplog, server_timing):
     client = Client(raise_request_exception=False)
     with caplog.at_level(logging.ERROR, logger="qbuy.request"):
         response = client.get("/api/boom", headers={"X-Request-ID": "req-500"})
@@ -433,7 +485,9 @@ def test_sale_list_has_no_request_id_footer(client, db):
     assert b"rendered by request" not in response.content
 
 
-def test_cached_page_is_the_first_render_served_without_running_the_view(client, make_sale):
+def test_cached_page_is_the_first_render_served_without_running_the_view(
+    client, make_sale, server_timing
+):
     sale = make_sale(name="Kettle")
     url = f"/sales/{sale.pk}/"
     first = client.get(url, headers={"X-Request-ID": "first"})

@@ -14,6 +14,11 @@ Order matters (see MIDDLEWARE in config/settings/base.py):
   serving a hit: SecurityMiddleware only reads the host when it redirects, and everything else
   that does (CommonMiddleware, CSRF) runs after a hit has been answered.
 
+``RequestMetaMiddleware`` also marks an answer that read the session or sets a cookie (the CSRF
+token's goes with every page that holds one) ``Cache-Control: private, no-store`` on its way
+out, whatever the view said: no shared cache (a CDN, a corporate proxy) may hand it to another
+visitor (DESIGN.md invariant 4).
+
 An outage (qbuy_core.outage: Redis or Postgres unreachable) raised by a view, a template or the
 session engine is answered 503 with ``Retry-After`` by ``RequestMetaMiddleware``: JSON under
 ``/api/``, a short page elsewhere (DESIGN.md invariant 6). A cached page is served before any
@@ -28,11 +33,12 @@ import uuid
 from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
-from django.utils.cache import add_never_cache_headers, cc_delim_re
+from django.utils.cache import add_never_cache_headers, cc_delim_re, patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.encoding import escape_uri_path
 
 from . import page_cache
 from .outage import is_outage
@@ -70,7 +76,8 @@ def unavailable_response(request, *, retry_after: int) -> HttpResponse:
 
 
 class RequestMetaMiddleware(MiddlewareMixin):
-    """Request id, timing and the error answers (JSON under /api/): one hook each."""
+    """Request id, timing, personal answers kept private, and the error answers (JSON under
+    /api/): one hook each."""
 
     def __init__(self, get_response):
         super().__init__(get_response)
@@ -79,12 +86,16 @@ class RequestMetaMiddleware(MiddlewareMixin):
         self.retry_after = getattr(settings, "OUTAGE_RETRY_AFTER", 5)
         if not isinstance(self.retry_after, int) or self.retry_after < 1:
             raise ImproperlyConfigured("OUTAGE_RETRY_AFTER must be a positive integer")
+        # Server-Timing tells anyone the view's name and the server's time to 0.1 ms: only for
+        # a developer (DEBUG) or where SERVER_TIMING asks for it.
+        self.server_timing = getattr(settings, "SERVER_TIMING", settings.DEBUG)
 
     def process_request(self, request):
         # Reuse the id nginx or the client gave, if it is a sane token, so logs line up.
         given = request.headers.get(REQUEST_ID_HEADER, "")
         request.request_id = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
-        request.started_at = time.perf_counter()
+        if self.server_timing:
+            request.started_at = time.perf_counter()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         request.view_name = getattr(request.resolver_match, "view_name", "") or view_func.__name__
@@ -131,6 +142,11 @@ class RequestMetaMiddleware(MiddlewareMixin):
         request_id = getattr(request, "request_id", None)
         if request_id:
             response[REQUEST_ID_HEADER] = request_id
+        # Set-Cookie: a CSRF token (the cookie goes with every page that holds one) or a
+        # session's cookie.
+        session = getattr(request, "session", None)
+        if response.cookies or (session is not None and session.accessed):
+            patch_cache_control(response, private=True, no_store=True)
         started = getattr(request, "started_at", None)
         if started is not None:
             millis = (time.perf_counter() - started) * 1000
@@ -148,7 +164,9 @@ class PathCacheMiddleware:
     belong to one user (DESIGN.md invariant 4). Model receivers drop the keys (page_cache.drop).
     Only a path that is its own canonical form is stored (page_cache.is_canonical): the
     receivers drop the paths reverse() builds, so /sales/01/ stored beside /sales/1/ would
-    outlive every invalidation.
+    outlive every invalidation. For the same reason a cached path has one URL: a query string
+    (a tracking tag, or random ones sent to drain the caches during a sale) is answered with a
+    301 to the bare path, which is served from the cache.
     """
 
     def __init__(self, get_response):
@@ -169,6 +187,8 @@ class PathCacheMiddleware:
         # Raises DisallowedHost (a 400) for a host outside ALLOWED_HOSTS: nothing later would
         # check it before a hit is answered (see the module docstring).
         request.get_host()
+        if request.META.get("QUERY_STRING"):
+            return HttpResponsePermanentRedirect(escape_uri_path(request.path))
         cache = caches[self.alias]
         key = page_cache.key(request.path)
         entry = cache.get(key)
@@ -185,11 +205,7 @@ class PathCacheMiddleware:
         return response
 
     def _cacheable_request(self, request):
-        return (
-            request.method in ("GET", "HEAD")
-            and not request.META.get("QUERY_STRING")
-            and any(p.match(request.path) for p in self.paths)
-        )
+        return request.method in ("GET", "HEAD") and any(p.match(request.path) for p in self.paths)
 
     @staticmethod
     def _cacheable_response(response):

@@ -199,6 +199,9 @@ CLIENT_IP_META = env("CLIENT_IP_META", default="REMOTE_ADDR")
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=16 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 CSRF_FAILURE_VIEW = "common.http.csrf_failure"
+# Server-Timing (the view and its time, qbuy_core.middleware) on every answer: for developers,
+# not for everyone (local.py turns it on with DEBUG).
+SERVER_TIMING = env.bool("SERVER_TIMING", default=False)
 # Retry-After (seconds) of the 503 every request gets while Redis or Postgres is unreachable.
 OUTAGE_RETRY_AFTER = env.int("OUTAGE_RETRY_AFTER", default=5)
 

@@ -1,0 +1,133 @@
+"""deploy/nginx.conf on its own, in front of a small upstream that counts what reaches it: what
+the edge caches, what it passes through, and that it never holds requests back (issues 19, 20).
+
+No Django here: the upstream answers like the app would (a page, a login page that sets a
+cookie and is never cached) and records every request, so each test sees exactly what nginx
+sent on. nginx is rendered by the script compose and `make local` use (loadtests.rig.Nginx).
+"""
+
+import http.client
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from loadtests.rig import Nginx
+from tools.stack import base_env
+
+SLOW = 0.3  # seconds the upstream takes for an uncacheable page
+CLIENTS = 16
+
+
+class Upstream(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+        self.seen: list[tuple[str, str | None]] = []  # (path, Cookie) of every request
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        server = self.server
+        with server.lock:
+            cookies = self.headers.get_all("Cookie")
+            server.seen.append((self.path, "; ".join(cookies) if cookies else None))
+            server.in_flight += 1
+            server.most_in_flight = max(server.most_in_flight, server.in_flight)
+        try:
+            if self.path.startswith("/login/"):
+                # As Django's login page: a CSRF cookie, never cached, and not fast.
+                time.sleep(SLOW)
+                headers = {"Set-Cookie": "csrftoken=abc; Path=/", "Cache-Control": "private"}
+            else:
+                headers = {}
+            body = f"page {self.path}".encode()
+            self.send_response(200)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def edge():
+    upstream = Upstream()
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    # Not pytest's tmp_path: nginx's workers (nobody) must reach its cache folder.
+    workdir = Path(tempfile.mkdtemp(prefix="qbuy-nginx-edge-"))
+    nginx = Nginx(workdir, base_env(), web_port=upstream.server_address[1]).start()
+    yield nginx, upstream
+    nginx.stop()
+    upstream.shutdown()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def get(nginx: Nginx, path: str, cookies: list[str] = ()) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", "localhost")
+    for cookie in cookies:  # each its own Cookie header
+        conn.putheader("Cookie", cookie)
+    conn.endheaders()
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def test_an_uncacheable_page_is_passed_through_at_once_to_concurrent_clients(edge):
+    nginx, upstream = edge
+    with upstream.lock:
+        upstream.most_in_flight = 0
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = list(pool.map(lambda _: get(nginx, "/login/"), range(CLIENTS)))
+
+    assert [a.status for a in answers] == [200] * CLIENTS
+    assert all(a.getheader("X-Micro-Cache") == "MISS" for a in answers)
+    # Every client's request reached the app together: none waited for another's answer (a
+    # cache lock made them queue behind the one in flight, then poll every 500 ms).
+    assert upstream.most_in_flight >= CLIENTS * 3 // 4, upstream.most_in_flight
+
+
+SESSION = "SESSION_ID=realsession"
+TRICKS = {
+    "plain": [SESSION],
+    "a decoy first": ["SESSION_ID=0; " + SESSION],
+    "after a tab": ["a=1;\t" + SESSION],
+    "other case": ["session_id=realsession"],
+    "no space": ["a=1;SESSION_ID=realsession"],
+    "a second Cookie header": ["a=1", SESSION],
+}
+
+
+@pytest.mark.parametrize("cookies", TRICKS.values(), ids=TRICKS.keys())
+def test_any_session_cookie_bypasses_the_micro_cache_and_never_fills_it(edge, cookies):
+    nginx, upstream = edge
+    path = f"/sales/1/?case={len(upstream.seen)}"
+
+    for _ in range(2):
+        answer = get(nginx, path, cookies)
+        assert answer.status == 200
+        assert answer.getheader("X-Micro-Cache") == "BYPASS", cookies
+    # What the app got carried the session; then an anonymous visitor is not served that answer.
+    assert [c for p, c in upstream.seen if p == path] == ["; ".join(cookies)] * 2
+    assert get(nginx, path).getheader("X-Micro-Cache") == "MISS"
+    assert get(nginx, path).getheader("X-Micro-Cache") == "HIT"
