@@ -1,11 +1,13 @@
-"""A TCP proxy in front of Postgres that can lose a COMMIT: deliver it and drop the answer (the
+"""A TCP proxy in front of Postgres that can lose a commit: deliver it and drop the answer (the
 transaction is committed, the client hears "server closed the connection unexpectedly"), or
-drop the COMMIT itself (rolled back), and then, optionally, refuse new connections (Postgres
+drop the statement itself (rolled back), and then, optionally, refuse new connections (Postgres
 unreachable when the client asks what happened). That is the ambiguous commit a network or a
 failover produces, on demand, for the fault suite and the phantom-order tests.
 
-Only the client's side is parsed (the startup exchange, then typed messages) to spot a simple
-query that starts with COMMIT, which is how psycopg 3 commits; the server's side is copied.
+A commit is a COMMIT, which is how psycopg 3 ends a transaction, or the INSERT of an order,
+which the web sends in autocommit (orders.services.order_reserve: one statement, its own
+transaction). Only the client's side is parsed (the startup exchange, then typed messages) to
+spot such a simple query; the server's side is copied.
 """
 
 import contextlib
@@ -16,6 +18,7 @@ import threading
 from port_for import get_port
 
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
+COMMITS = (b"COMMIT", b'INSERT INTO "ORDERS_ORDER"')  # upper case: compared with .upper()
 
 
 def _read_exact(sock: socket.socket, n: int) -> bytes:
@@ -31,9 +34,9 @@ def _read_exact(sock: socket.socket, n: int) -> bytes:
 class PgProxy:
     """``PgProxy(upstream_port).start()``; clients connect to ``.port``.
 
-    ``arm("after")`` loses the next COMMIT's answer, ``arm("before")`` the COMMIT itself;
+    ``arm("after")`` loses the next commit's answer, ``arm("before")`` the commit itself;
     ``then_refuse`` also closes every new connection from then on, until ``refuse`` is cleared.
-    While ``cut_every`` is N > 0, every Nth COMMIT loses its answer (a storm's worth of cuts).
+    While ``cut_every`` is N > 0, every Nth commit loses its answer (a storm's worth of cuts).
     """
 
     def __init__(self, upstream_port: int, host: str = "127.0.0.1"):
@@ -89,7 +92,7 @@ class PgProxy:
                 client.sendall(chunk)
 
     def _cut(self) -> str | None:
-        """What to do with this COMMIT: None (pass it), "after" or "before"."""
+        """What to do with this commit: None (pass it), "after" or "before"."""
         with self._lock:
             self.commits += 1
             mode, self._armed = self._armed, None
@@ -114,7 +117,7 @@ class PgProxy:
                 head = _read_exact(client, 5)
                 kind, length = head[:1], struct.unpack("!I", head[1:])[0]
                 body = _read_exact(client, length - 4)
-                commit = kind == b"Q" and body.lstrip()[:6].upper() == b"COMMIT"
+                commit = kind == b"Q" and body.lstrip().upper().startswith(COMMITS)
                 mode = self._cut() if commit else None
                 if mode == "after":
                     muted.set()

@@ -155,7 +155,13 @@ def forget(sale_id: int) -> None:
 
 def drop(*, sale_id: int, token: str) -> None:
     """Forget a reservation that became a confirmed order: its stock stays sold."""
-    redis().hdel(keys(sale_id)[2], token)
+    drop_many(sale_id=sale_id, tokens=[token])
+
+
+def drop_many(*, sale_id: int, tokens: list[str]) -> None:
+    """drop() for a settled batch, in one command."""
+    if tokens:
+        redis().hdel(keys(sale_id)[2], *tokens)
 
 
 def parse_reservations(raw: dict) -> dict[str, tuple[int, int, int]]:

@@ -3,12 +3,15 @@
 1. ``order_reserve`` (web, per request): the Redis gate decides in one atomic step; most
    requests of a flash sale end here with 409. An accepted one becomes a ``pending`` Order row,
    so the 202 the buyer gets is durable before it is sent, even if Redis is lost right after;
-   the order task is queued once that row is committed.
-2. ``order_place`` (worker): confirms the order with a conditional stock decrement in the same
-   transaction, or fails it with a reason and gives the reservation back. Idempotent by token:
-   a task that runs twice (a killed worker, the reconciler) changes nothing the second time.
-3. ``orders_reconcile`` (beat): re-queues orders left pending, fails those that waited too long,
-   and releases Redis reservations that never became an order.
+   then the sale's settling is nudged (``settle_nudge``: one task per sale per
+   SETTLE_WINDOW_MS, not one per order).
+2. ``orders_settle`` (worker, ``settle_sale``): confirms the sale's pending orders in batches,
+   one transaction and one conditional decrement of the sale row per batch, or fails those
+   Postgres has no stock for, giving their reservations back. Idempotent: it only ever touches
+   pending orders, so a task that runs twice (a killed worker, the reconciler) changes nothing
+   the second time.
+3. ``orders_reconcile`` (beat): settles again the sales whose orders were left pending, fails
+   those that waited too long, and releases Redis reservations that never became an order.
 
 ``BUY_STRATEGY`` selects how the buy endpoint decides: ``gate`` (the above, the default) or
 ``db-lock``, the textbook design kept only to be measured against (``make bench``):
@@ -17,13 +20,14 @@
 
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 from redis.exceptions import LockError, RedisError
 
@@ -65,16 +69,11 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
         if result.outcome == "sold_out" and result.stock_left == 0:
             soldout.remember(sale_id)
         raise BuyRefused(result.outcome)
-    inserted = False
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                token=token, sale_id=sale_id, buyer_id=buyer_id, quantity=quantity
-            )
-            inserted = True
-            # robust: a broker outage is logged, not raised. The order is committed by then
-            # and stays pending; the reconciler queues it after ORDER_REQUEUE_AFTER.
-            transaction.on_commit(lambda: _enqueue(token), robust=True)
+        # One statement in autocommit: its own transaction, committed when Postgres answers.
+        order = Order.objects.create(
+            token=token, sale_id=sale_id, buyer_id=buyer_id, quantity=quantity
+        )
     except IntegrityError:
         # Postgres already has a live (not failed) order of this buyer for this sale: the
         # gate's state was rebuilt without it. Give the stock back but keep the buyer marked
@@ -82,20 +81,25 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
         gate.release(sale_id=sale_id, token=token, forget_buyer=False)
         raise BuyRefused("already_bought") from None
     except Exception:
-        if not inserted:  # nothing reached Postgres for good: the buy did not happen
-            gate.release(sale_id=sale_id, token=token, forget_buyer=True)
-            raise
-        # The COMMIT failed, and that is ambiguous: the connection may have been lost after
-        # Postgres committed. Ask Postgres (the failed atomic block dropped the broken
-        # connection, so this is a new one) before giving anything back: releasing a committed
-        # order's reservation would tell its buyer "failed" and sell its item twice in Redis.
-        # If Postgres can't answer, this raises (a 503) and the reservation stays: the
-        # reconciler releases it after ORDER_REQUEUE_AFTER if no order turns up.
+        # The INSERT failed, and that is ambiguous: the connection may have been lost after
+        # Postgres committed it. Ask Postgres, on a new connection if this one broke, before
+        # giving anything back: releasing a committed order's reservation would tell its buyer
+        # "failed" and sell its item twice in Redis. If Postgres can't answer, this raises (a
+        # 503) and the reservation stays: the reconciler releases it after
+        # ORDER_REQUEUE_AFTER if no order turns up.
+        connection.close_if_unusable_or_obsolete()
         order = Order.objects.filter(token=token).first()
         if order is None:
             gate.release(sale_id=sale_id, token=token, forget_buyer=True)
             raise
-        logger.warning("order %s: its COMMIT failed but it exists; the reconciler queues it", token)
+        logger.warning(
+            "order %s: its INSERT failed but it exists; the reconciler settles it", token
+        )
+        return order
+    # At once in autocommit, else after the caller's COMMIT: the task must find the row. Never
+    # raised: the order is committed and its buyer gets the 202 (robust; the reconciler
+    # settles an order whose nudge was lost).
+    transaction.on_commit(lambda: settle_nudge(sale_id), robust=True)
     return order
 
 
@@ -136,39 +140,147 @@ def order_lock_and_confirm(*, sale_id: int, buyer_id: int, quantity: int = 1) ->
     return order
 
 
-def _enqueue(token: str) -> None:
-    from .tasks import place_order
+def _settle_key(sale_id: int) -> str:
+    return f"qbuy:{{s:{sale_id}}}:settle"
 
-    place_order.delay(token)
+
+def settle_nudge(sale_id: int) -> None:
+    """Make sure a settle_sale task for ``sale_id`` will run after this moment: queue one, unless
+    one is already queued for the current window. Called once an order is committed.
+
+    The window is a Redis key that lives SETTLE_WINDOW_MS: the caller that creates it queues
+    the task, and the task waits for the key to expire before it reads the pending orders
+    (settle_window_wait). So every order committed before a nudge that found the key is read by
+    that window's task, and a storm of accepted buys costs one task and one batch per window,
+    not a Celery message, a task and a hot-row update per order. A broker outage is logged,
+    not raised: the order is committed and stays pending until the reconciler settles its sale.
+    """
+    from .tasks import settle_sale
+
+    conn = gate.redis()
+    if not conn.set(_settle_key(sale_id), 1, nx=True, px=settings.SETTLE_WINDOW_MS):
+        return
+    try:
+        settle_sale.delay(sale_id)
+    except Exception:
+        logger.exception("sale %s: settling not queued; the reconciler will", sale_id)
+        with contextlib.suppress(RedisError):
+            conn.delete(_settle_key(sale_id))  # the next order's nudge tries again
+
+
+def settle_window_wait(sale_id: int) -> None:
+    """Wait until the nudge window of ``sale_id`` is over (see settle_nudge), by Redis's clock."""
+    left = gate.redis().pttl(_settle_key(sale_id))
+    if left > 0:
+        time.sleep(left / 1000)
+
+
+@dataclass
+class SettleReport:
+    confirmed: int = 0
+    failed: int = 0
+    batches: int = 0
+
+
+def orders_settle(*, sale_id: int, tokens: list[str] | None = None) -> SettleReport:
+    """Confirm or fail the pending orders of ``sale_id`` (only ``tokens``, if given), in batches
+    of SETTLE_BATCH, oldest first; calling it again is harmless.
+
+    A batch is one transaction: the orders locked (SKIP LOCKED: another task's batch or a
+    cancel holding one is left to them), one conditional decrement of the sale row for the
+    whole batch, one UPDATE of the orders. Postgres has the last word: if ``remaining`` cannot
+    cover the batch (the gate was wrong), the row is locked and the orders that fit are
+    confirmed in order, the rest failed ``sold_out``; ``CHECK (remaining >= 0)`` holds whatever
+    happens. Redis follows each COMMIT: confirmed reservations are dropped, failed ones given
+    back. A worker that dies mid-batch rolls it back: the orders stay pending for the next task.
+    """
+    report = SettleReport()
+    while True:
+        confirmed, failed = _settle_batch(sale_id, tokens)
+        if not confirmed and not failed:
+            return report
+        report.batches += 1
+        report.confirmed += len(confirmed)
+        report.failed += len(failed)
+        # After the COMMIT: the reservations are orders now, or their stock comes back.
+        gate.drop_many(sale_id=sale_id, tokens=confirmed)
+        for token in failed:
+            gate.release(sale_id=sale_id, token=token, forget_buyer=True)
+        if confirmed and not Sale.objects.filter(pk=sale_id, remaining__gt=0).exists():
+            # update() sends no signal: drop the sale page so it says "sold_out" now.
+            page_cache.drop(Sale(pk=sale_id).cached_paths())
+        if len(confirmed) + len(failed) < settings.SETTLE_BATCH:
+            return report
+
+
+def _settle_batch(sale_id: int, tokens: list[str] | None) -> tuple[list[str], list[str]]:
+    """One batch in one transaction -> (tokens confirmed, tokens failed)."""
+    with transaction.atomic():
+        pending = Order.objects.filter(sale_id=sale_id, status=Order.Status.PENDING)
+        if tokens is not None:
+            pending = pending.filter(token__in=tokens)
+        # The worker's batches skip orders another batch or a cancel holds; one order asked
+        # for by its token waits for it (order_place).
+        batch = list(
+            pending.select_for_update(skip_locked=tokens is None)
+            .order_by("pk")
+            .values_list("pk", "token", "quantity")[: settings.SETTLE_BATCH]
+        )
+        if not batch:
+            return [], []
+        total = sum(quantity for _, _, quantity in batch)
+        taken = Sale.objects.filter(pk=sale_id, remaining__gte=total).update(
+            remaining=F("remaining") - total
+        )
+        if taken:
+            fits, short = batch, []
+        else:
+            fits, short = _allocate(sale_id, batch)
+        now = timezone.now()
+        if fits:
+            Order.objects.filter(pk__in=[pk for pk, _, _ in fits]).update(
+                status=Order.Status.CONFIRMED, updated_at=now
+            )
+        if short:
+            Order.objects.filter(pk__in=[pk for pk, _, _ in short]).update(
+                status=Order.Status.FAILED, reason="sold_out", updated_at=now
+            )
+    return [str(t) for _, t, _ in fits], [str(t) for _, t, _ in short]
+
+
+def _allocate(sale_id: int, batch: list) -> tuple[list, list]:
+    """Postgres cannot cover the whole batch: under the sale row's lock, confirm the orders
+    that fit, in the order they were accepted, and take their stock."""
+    remaining = (
+        Sale.objects.select_for_update(no_key=True)
+        .values_list("remaining", flat=True)
+        .get(pk=sale_id)
+    )
+    fits, short = [], []
+    for order in batch:
+        if order[2] <= remaining:
+            remaining -= order[2]
+            fits.append(order)
+        else:
+            short.append(order)
+    if fits:
+        Sale.objects.filter(pk=sale_id).update(remaining=remaining)
+    return fits, short
 
 
 def order_place(*, token: str) -> Order:
-    """Confirm or fail a pending order; calling it again is harmless."""
-    taken = 0
-    with transaction.atomic():
-        order = Order.objects.select_for_update().get(token=token)
-        # An order no longer pending was settled by an earlier run, which may have died (or
-        # lost Redis) between its COMMIT and the Redis clean-up below: only redo the clean-up,
-        # which is idempotent by token.
-        if order.status == Order.Status.PENDING:
-            # Conditional update: the row lock and the CHECK (remaining >= 0) make oversell
-            # impossible here even if the Redis gate were wrong.
-            taken = Sale.objects.filter(pk=order.sale_id, remaining__gte=order.quantity).update(
-                remaining=F("remaining") - order.quantity
-            )
-            if taken:
-                order.status = Order.Status.CONFIRMED
-            else:
-                order.status, order.reason = Order.Status.FAILED, "sold_out"
-            order.save(update_fields=["status", "reason", "updated_at"])
+    """Settle one order (confirm or fail it), as a batch of one; calling it again is harmless.
+    What the worker runs is orders_settle for the whole sale; this is for callers that hold a
+    token (a cancel racing the worker in tests, an operator in the shell)."""
+    sale_id = Order.objects.values_list("sale_id", flat=True).get(token=token)
+    orders_settle(sale_id=sale_id, tokens=[token])
+    order = Order.objects.get(token=token)
+    # A settled order's clean-up again (idempotent by token): a worker may have died between
+    # its COMMIT and the clean-up.
     if order.status == Order.Status.CONFIRMED:
-        # The reservation is now an order: drop it so the reconciler does not look at it.
-        gate.drop(sale_id=order.sale_id, token=str(order.token))
-        if taken and not Sale.objects.filter(pk=order.sale_id, remaining__gt=0).exists():
-            # update() sends no signal: drop the sale page so it says "sold_out" now.
-            page_cache.drop([order.sale.get_absolute_url()])
-    else:
-        gate.release(sale_id=order.sale_id, token=str(order.token), forget_buyer=True)
+        gate.drop(sale_id=sale_id, token=token)
+    elif order.status == Order.Status.FAILED:
+        gate.release(sale_id=sale_id, token=token, forget_buyer=True)
     return order
 
 
@@ -239,7 +351,7 @@ def _stock_change(sale_id: int, stock: int) -> Sale:
     try:
         with transaction.atomic(durable=True):
             # NO KEY UPDATE: buyers' order INSERTs (a KEY SHARE lock on this row, for the
-            # foreign key) go on; order_place's UPDATE of ``remaining`` waits.
+            # foreign key) go on; the settling's UPDATE of ``remaining`` waits.
             sale = Sale.objects.select_for_update(no_key=True).get(pk=sale_id)
             delta = stock - sale.stock
             if delta == 0:
@@ -270,7 +382,7 @@ def _stock_undo(sale_id: int, in_redis: int | None) -> None:
             gate.forget(sale_id)
     except RedisError:
         # Redis is failing too: a restart rebuilds from Postgres; until then the gate may offer
-        # the difference, which order_place's conditional UPDATE refuses (never oversold).
+        # the difference, which the settling's conditional UPDATE refuses (never oversold).
         logger.exception("sale %s: stock change rolled back, Redis not undone", sale_id)
 
 
@@ -283,7 +395,7 @@ def order_cancel(
     and nothing changed, if it had already failed: cancelling twice is harmless. Raises
     gate.Busy if the sale's Redis state stays locked by a rebuild (it takes milliseconds).
 
-    As in order_place: Postgres commits first, then Redis follows, so in between the gate
+    As in orders_settle: Postgres commits first, then Redis follows, so in between the gate
     offers less than Postgres has (a buyer may be refused for a moment), never more. The gate's
     rebuild lock is held throughout: a rebuild reading the row before the COMMIT and writing
     after the Redis step would lose the stock given back. If Redis fails after the COMMIT, the
@@ -293,7 +405,7 @@ def order_cancel(
     sale_id = Order.objects.filter(**lookup).values_list("sale_id", flat=True).get()
     with gate.rebuild_lock(sale_id):
         with transaction.atomic(durable=True):
-            # order_place's lock: a cancel and the order's task take turns, and each decides on
+            # The settling's lock: a cancel and the order's batch take turns, and each decides on
             # the status it finds, so a pending order is either confirmed then cancelled, or
             # cancelled and then left alone by the task: its stock is given back once.
             order = Order.objects.select_for_update().get(**lookup)
@@ -331,7 +443,7 @@ def cancel_reason(message: str) -> str:
 
 @dataclass
 class ReconcileReport:
-    requeued: int = 0
+    requeued: int = 0  # pending orders whose sale was settled again
     failed: int = 0
     released: int = 0
     skipped: bool = False  # another reconcile (a second beat) held the lock
@@ -349,17 +461,18 @@ def _reconcile_lock_timeout() -> float:
     return max(2.0, 2 * settings.RECONCILE_INTERVAL)
 
 
-def _requeue_key(token: str) -> str:
-    return f"qbuy:requeued:{token}"
+def _requeue_key(sale_id: int) -> str:
+    return f"qbuy:{{s:{sale_id}}}:requeued"
 
 
 def orders_reconcile(*, now=None) -> ReconcileReport:
     """Nothing accepted stays pending forever (DESIGN.md invariant 3).
 
-    Each stale order is queued again at most once per ORDER_REQUEUE_AFTER (a key per token
-    with that TTL), whatever the number of runs: while no worker consumes, the queue holds one
-    message per pending order, not one per order per beat tick. Two concurrent runs (two beats)
-    do not both act: the run holds a Redis lock, and the per-token key is set atomically.
+    A sale with orders pending for longer than ORDER_REQUEUE_AFTER gets a settle_sale task
+    again, at most once per ORDER_REQUEUE_AFTER (a key per sale with that TTL), whatever the
+    number of runs: while no worker consumes, the queue holds one message per waiting sale,
+    not one per order per beat tick. Two concurrent runs (two beats) do not both act: the run
+    holds a Redis lock, and the per-sale key is set atomically.
     """
     now = now or timezone.now()
     report = ReconcileReport()
@@ -377,24 +490,25 @@ def orders_reconcile(*, now=None) -> ReconcileReport:
 
 
 def _reconcile(*, now, report: ReconcileReport, conn) -> None:
+    from .tasks import settle_sale
+
     requeue_after = timedelta(seconds=settings.ORDER_REQUEUE_AFTER)
     fail_after = timedelta(seconds=settings.ORDER_FAIL_AFTER)
-    # Batches of 500: each re-queue is one broker write; a larger batch only delays the beat.
     stale = Order.objects.filter(status=Order.Status.PENDING, created_at__lt=now - requeue_after)
-    due = []
-    for order in stale.order_by("created_at")[:500]:
-        if order.created_at < now - fail_after:
-            report.failed += order_fail(order=order, reason="timeout")
-        else:
-            due.append(str(order.token))
-    if due:
+    # Batches of 500: each one a transaction and a Redis call; a larger batch only delays beat.
+    for order in stale.filter(created_at__lt=now - fail_after).order_by("created_at")[:500]:
+        report.failed += order_fail(order=order, reason="timeout")
+    waiting = dict(
+        stale.order_by().values_list("sale_id").annotate(n=Count("pk")).values_list("sale_id", "n")
+    )
+    if waiting:
         pipe = conn.pipeline(transaction=False)
-        for token in due:
-            pipe.set(_requeue_key(token), 1, nx=True, ex=settings.ORDER_REQUEUE_AFTER)
-        for token, first in zip(due, pipe.execute(), strict=True):
+        for sale_id in waiting:
+            pipe.set(_requeue_key(sale_id), 1, nx=True, ex=settings.ORDER_REQUEUE_AFTER)
+        for sale_id, first in zip(waiting, pipe.execute(), strict=True):
             if first:
-                _enqueue(token)
-                report.requeued += 1
+                settle_sale.delay(sale_id)
+                report.requeued += waiting[sale_id]
     report.released = _release_orphans(now=now)
 
 

@@ -15,15 +15,15 @@ logger = logging.getLogger("qbuy.orders")
 
 
 # Which results go to django-celery-results (CELERY_TASK_IGNORE_RESULT is on for the rest):
-# - place_order: none. The order row is its result (status, reason, updated_at); a result row
-#   per order would double the Postgres writes of a flash sale, on a connection outside
+# - settle_sale: none. The order rows are its result (status, reason, updated_at); a result row
+#   per task would add Postgres writes to a flash sale, on a connection outside
 #   WORKER_DB_CONNECTIONS, and a failure would need Postgres just when Postgres failed.
 # - reconcile_orders: stored. Its report (re-queued, failed, released, skipped) is the one
 #   record of what the backstop did, to read in the admin or Flower; one small row per run.
 # - warm_sales and celery.backend_cleanup: none, nothing to learn from them.
 # A result that cannot be stored is logged, never raised (config/celery_results.py).
 
-# In-process waits for Redis before place_order gives up on an attempt; within the task time
+# In-process waits for Redis before settle_sale gives up on an attempt; within the task time
 # limit, and the sleeps cost a greenlet, not a database slot.
 REDIS_WAITS = (0.5, 1, 2, 4)
 
@@ -39,20 +39,27 @@ REDIS_WAITS = (0.5, 1, 2, 4)
     retry_backoff_max=30,
     max_retries=10,
 )
-def place_order(token: str) -> str:
-    # order_place touches Redis only after its COMMIT (the reservation's clean-up), and a
-    # second call redoes just that clean-up: retrying it here is safe. If Redis stays down the
-    # task fails; its ack needs Redis too, so kombu delivers the message again once Redis is
-    # back (if Redis lost it, the reconciler clears the reservation and re-queues from Postgres).
+def settle_sale(sale_id: int) -> int:
+    """Confirm or fail every pending order of the sale (orders.services.orders_settle), once
+    the nudge window this task was queued for is over; returns how many were settled."""
+    # orders_settle touches Redis only after each COMMIT (the reservations' clean-up), and a
+    # second call finds nothing pending: retrying it here is safe. If Redis stays down the task
+    # fails; its ack needs Redis too, so kombu delivers the message again once Redis is back
+    # (if Redis lost it, the reconciler settles the sale again from Postgres).
     for wait in REDIS_WAITS:
         try:
-            with db_slot():
-                return services.order_place(token=token).status
+            return _settle(sale_id)
         except RedisError as exc:
-            logger.warning("order %s: Redis error, again in %ss: %r", token, wait, exc)
+            logger.warning("sale %s: Redis error, again in %ss: %r", sale_id, wait, exc)
             time.sleep(wait)
+    return _settle(sale_id)
+
+
+def _settle(sale_id: int) -> int:
+    services.settle_window_wait(sale_id)
     with db_slot():
-        return services.order_place(token=token).status
+        report = services.orders_settle(sale_id=sale_id)
+    return report.confirmed + report.failed
 
 
 @shared_task(ignore_result=False)

@@ -148,9 +148,9 @@ def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale, strategy
 
     assert len(answers) >= 500
     assert_invariants(sale, answers, strategy=strategy)
-    # The order row is place_order's result: none is stored in django-celery-results (the
+    # The order rows are settle_sale's result: none is stored in django-celery-results (the
     # reconciler's reports are, see test_worker_faults.py).
-    assert not TaskResult.objects.filter(task_name="orders.tasks.place_order").exists()
+    assert not TaskResult.objects.filter(task_name="orders.tasks.settle_sale").exists()
 
 
 def test_storm_survives_a_killed_worker(stack_env, processes, make_sale):

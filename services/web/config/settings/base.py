@@ -212,8 +212,14 @@ if BUY_STRATEGY not in ("gate", "db-lock"):
     raise ImproperlyConfigured(f"BUY_STRATEGY must be gate or db-lock, not {BUY_STRATEGY!r}")
 # Seconds a web process answers "sold out" from memory once the gate said so (0: never).
 SOLD_OUT_MEMO = env.float("SOLD_OUT_MEMO", default=1.0)
-# A pending order older than ORDER_REQUEUE_AFTER seconds is
-# queued again by the reconciler; one older than ORDER_FAIL_AFTER is failed with "timeout".
+# Settling (orders.services.orders_settle): accepted orders are confirmed in batches, one task
+# per sale per SETTLE_WINDOW_MS (the nudge window: an order waits at most about that long for
+# its task) and at most SETTLE_BATCH orders per transaction (each batch holds their row locks
+# and the sale row's until its COMMIT: 500 take a few milliseconds).
+SETTLE_WINDOW_MS = env.int("SETTLE_WINDOW_MS", default=50)
+SETTLE_BATCH = env.int("SETTLE_BATCH", default=500)
+# A sale with orders pending longer than ORDER_REQUEUE_AFTER seconds is settled again by the
+# reconciler; an order older than ORDER_FAIL_AFTER is failed with "timeout".
 ORDER_REQUEUE_AFTER = env.int("ORDER_REQUEUE_AFTER", default=30)
 ORDER_FAIL_AFTER = env.int("ORDER_FAIL_AFTER", default=600)
 RECONCILE_INTERVAL = env.float("RECONCILE_INTERVAL", default=5.0)

@@ -39,33 +39,36 @@ def pending_orders(make_sale, buyers, n):
     return sale, [services.order_reserve(sale_id=sale.pk, buyer_id=b.pk) for b in buyers[:n]]
 
 
-def test_reconcile_requeues_each_stale_order_once_per_requeue_delay(
+def test_reconcile_settles_each_waiting_sale_once_per_requeue_delay(
     make_sale, buyers, settings, queue
 ):
     settings.ORDER_REQUEUE_AFTER, settings.ORDER_FAIL_AFTER = 2, 600
     _, orders = pending_orders(make_sale, buyers, 3)
+    other = make_sale(stock=10)
+    orders += [services.order_reserve(sale_id=other.pk, buyer_id=b.pk) for b in buyers[3:]]
     later = timezone.now() + timedelta(seconds=60)
 
-    # No worker runs: ten beat ticks in a row queue each order once, not ten times.
+    # No worker runs: ten beat ticks in a row queue each sale's settling once, not ten times,
+    # and one message settles all of a sale's orders.
     reports = [services.orders_reconcile(now=later) for _ in range(10)]
-    assert [r.requeued for r in reports] == [3] + [0] * 9
-    assert queue() == 3
+    assert [r.requeued for r in reports] == [5] + [0] * 9
+    assert queue() == 2
 
-    # Once the delay has passed, each still-pending order is queued once more.
+    # Once the delay has passed, each sale still waiting is queued once more.
     deadline = timezone.now() + timedelta(seconds=10)
     while services.orders_reconcile(now=later).requeued == 0:
         assert timezone.now() < deadline
-    assert queue() == 6
+    assert queue() == 4
     assert Order.objects.filter(status=Order.Status.PENDING).count() == len(orders)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_reconciles_queue_each_order_once(make_sale, settings, queue):
-    """Two beats (or a beat and a manual run) at the same second: one message per order."""
+def test_two_concurrent_reconciles_queue_the_sale_once(make_sale, settings, queue):
+    """Two beats (or a beat and a manual run) at the same second: one message for the sale."""
     settings.ORDER_REQUEUE_AFTER, settings.ORDER_FAIL_AFTER = 30, 600
     buyers = [User.objects.create_user(f"+1203555{n:04d}") for n in range(5)]
     pending_orders(make_sale, buyers, 5)
-    queue_before = queue()  # the first enqueue of each order, after its COMMIT
+    queue_before = queue()  # the orders' own nudges, after their COMMITs
     later = timezone.now() + timedelta(seconds=60)
     start = threading.Barrier(2)
     reports = []
@@ -83,7 +86,7 @@ def test_two_concurrent_reconciles_queue_each_order_once(make_sale, settings, qu
     for t in threads:
         t.join(30)
     assert sum(r.requeued for r in reports) == 5
-    assert queue() - queue_before == 5
+    assert queue() - queue_before == 1
 
 
 def test_reconcile_skips_while_another_run_holds_the_lock(make_sale, buyers, settings, queue):

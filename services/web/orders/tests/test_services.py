@@ -20,7 +20,7 @@ def redis_stock(sale):
     return int(gate.redis().hget(gate.keys(sale.pk)[0], "stock"))
 
 
-def test_reserve_records_a_pending_order_and_queues_it_after_commit(
+def test_reserve_records_a_pending_order_and_nudges_its_sale_after_commit(
     make_sale, buyers, django_capture_on_commit_callbacks
 ):
     sale = make_sale(stock=2)
@@ -28,7 +28,7 @@ def test_reserve_records_a_pending_order_and_queues_it_after_commit(
         order = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
     assert order.status == Order.Status.PENDING
     assert Order.objects.get(token=order.token).buyer == buyers[0]
-    assert len(callbacks) == 1  # the place_order task, sent only once the row is committed
+    assert len(callbacks) == 1  # the sale's settling, nudged only once the row is committed
     assert redis_stock(sale) == 1
 
 
@@ -79,6 +79,9 @@ def test_place_fails_when_postgres_has_no_stock_left(make_sale, buyers):
     assert sale.remaining == 0
 
 
+# As the web runs it: in autocommit, the INSERT its own transaction (a refused INSERT inside a
+# caller's transaction would break that transaction).
+@pytest.mark.django_db(transaction=True)
 def test_a_buyer_postgres_knows_is_refused_even_if_redis_forgot(make_sale, buyers):
     sale = make_sale(stock=3)
     first = services.order_reserve(sale_id=sale.pk, buyer_id=buyers[0].pk)
