@@ -8,16 +8,16 @@ Django's ``ModelBackend``, and the admin site (accounts.admin_site) accepts only
 
 from django.contrib.auth.backends import BaseBackend
 
-from .models import User
+from . import user_cache
 
 SMS_CODE_BACKEND = "accounts.backends.SmsCodeBackend"
 PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"  # noqa: S105 - a class path
 
 
 class SmsCodeBackend(BaseBackend):
-    """Marks the sessions of the SMS code login and loads their user; it authenticates nothing
-    itself (accounts.services.sms_code_login checks the code) and grants no permission."""
+    """Marks the sessions of the SMS code login and loads their user, from the user cache
+    (accounts.user_cache); it authenticates nothing itself (accounts.services.sms_code_login
+    checks the code) and grants no permission."""
 
     def get_user(self, user_id):
-        user = User._default_manager.filter(pk=user_id).first()
-        return user if user is not None and user.is_active else None
+        return user_cache.load(user_id)

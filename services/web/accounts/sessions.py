@@ -2,6 +2,7 @@
 
 from django.db.models import F
 
+from . import user_cache
 from .models import User
 
 
@@ -13,4 +14,5 @@ def user_logout_everywhere(*, user: User) -> None:
     flushed there. F() so two concurrent calls both count.
     """
     User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    user_cache.forget(user.pk)  # update() sends no signal
     user.refresh_from_db(fields=["session_generation"])
