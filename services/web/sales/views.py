@@ -1,4 +1,4 @@
-from functools import wraps
+from functools import cache, wraps
 
 from django.conf import settings
 from django.core.paginator import EmptyPage
@@ -15,7 +15,13 @@ from .models import Sale
 
 def _list_url(number: int) -> str:
     """The one URL of a list page: /sales/ for the first, /sales/?page=N for the others."""
-    return reverse("sale-list") + (f"?page={number}" if number > 1 else "")
+    return _list_path() + (f"?page={number}" if number > 1 else "")
+
+
+@cache
+def _list_path() -> str:
+    # Asked on every list request, and the URLconf does not change while a process runs.
+    return reverse("sale-list")
 
 
 def _list_page_number(request) -> int:

@@ -10,3 +10,6 @@ class QbuyCoreConfig(AppConfig):
         # second import cannot double-connect). No suppress(ImportError): a broken receivers
         # module must stop start-up, not silently drop cache invalidation.
         from . import receivers  # noqa: F401
+        from .cache_close import install
+
+        install()

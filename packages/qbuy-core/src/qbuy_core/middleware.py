@@ -27,8 +27,8 @@ of that runs, so a page cache that is not the failed server keeps serving during
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from django.conf import settings
 from django.core.cache import caches
@@ -92,8 +92,8 @@ class RequestMetaMiddleware(MiddlewareMixin):
 
     def process_request(self, request):
         # Reuse the id nginx or the client gave, if it is a sane token, so logs line up.
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        request.request_id = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
+        given = request.META.get("HTTP_X_REQUEST_ID", "")
+        request.request_id = given if _REQUEST_ID_RE.fullmatch(given) else secrets.token_hex(16)
         if self.server_timing:
             request.started_at = time.perf_counter()
 

@@ -38,7 +38,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # qbuy_core.middleware explains this order.
     "qbuy_core.middleware.RequestMetaMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "common.csp.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "qbuy_core.middleware.PathCacheMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -49,6 +49,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The admin's messages in the session: Django's default tries a signed cookie first, whose
+# signer every request built in MessageMiddleware, for messages only the admin sends.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -309,4 +313,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # Django logs every 4xx as a WARNING line: at a sale's opening that is a line per sold-out
+    # answer (thousands a second, each formatted and written); the 5xx stay logged.
+    "loggers": {"django.request": {"level": env("REQUEST_LOG_LEVEL", default="ERROR")}},
 }
