@@ -19,7 +19,8 @@ from ninja.params.models import Body, BodyModel
 from .api_errors import ApiError
 
 
-def _json_object(request) -> dict:
+def json_object(request) -> dict:
+    """The request's JSON object; ApiError (400, 413, 415) for anything else."""
     if not request.META.get("CONTENT_LENGTH") and not request.META.get("CONTENT_TYPE"):
         raise ApiError(400, "invalid_json", detail="empty body")
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
@@ -50,7 +51,7 @@ class JsonBodyModel(BodyModel):
         optional = not cls.model_fields[name].is_required()
         if optional and request.META.get("CONTENT_LENGTH") in (None, "", "0"):
             return None  # the schema's default
-        return {name: _json_object(request)}
+        return {name: json_object(request)}
 
 
 class JsonBody(Body):

@@ -4,4 +4,9 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+# Imported once Django is set up. Sold out, answered in front of Django (orders/soldout_edge.py).
+from orders.soldout_edge import SoldOutEdge  # noqa: E402
+
+application = SoldOutEdge(django_application)

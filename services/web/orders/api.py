@@ -87,9 +87,11 @@ def order_payload(order: Order) -> dict:
 )
 def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
     """Reserves the quantity (default 1): 202 with the order to poll, or a refusal."""
-    # Answered from memory, before the session and the user are read (orders/soldout.py).
+    # Answered from memory, before the session and the user are read (orders/soldout.py); the
+    # mark tells orders.soldout_edge that this answer is the one it may give before Django.
     gate = settings.BUY_STRATEGY == "gate"
     if gate and soldout.known(pk) and settings.SESSION_COOKIE_NAME in request.COOKIES:
+        request.META[soldout.MEMO_ANSWER] = True
         raise ApiError(409, "sold_out")
     if not request.user.is_authenticated:
         raise ApiError(401, "not_authenticated")

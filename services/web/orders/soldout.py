@@ -13,6 +13,9 @@ import time
 from django.conf import settings
 
 _until: dict[int, float] = {}
+# The environ key the buy view sets when it answered from the memo (orders.soldout_edge replays
+# that answer before Django).
+MEMO_ANSWER = "qbuy.sold_out_memo"
 
 
 def remember(sale_id: int) -> None:

@@ -58,6 +58,13 @@ UNAVAILABLE_PAGE = (
 )
 
 
+def request_id_for(meta) -> str:
+    """The id of a request: the one nginx or the client gave, if it is a sane token (so logs
+    line up), else a new one."""
+    given = meta.get("HTTP_X_REQUEST_ID", "")
+    return given if _REQUEST_ID_RE.fullmatch(given) else secrets.token_hex(16)
+
+
 def unavailable_response(request, *, retry_after: int) -> HttpResponse:
     """The 503 of an outage: JSON under /api/, the 503.html page elsewhere, never cached."""
     if request.path.startswith("/api/"):
@@ -91,9 +98,7 @@ class RequestMetaMiddleware(MiddlewareMixin):
         self.server_timing = getattr(settings, "SERVER_TIMING", settings.DEBUG)
 
     def process_request(self, request):
-        # Reuse the id nginx or the client gave, if it is a sane token, so logs line up.
-        given = request.META.get("HTTP_X_REQUEST_ID", "")
-        request.request_id = given if _REQUEST_ID_RE.fullmatch(given) else secrets.token_hex(16)
+        request.request_id = request_id_for(request.META)
         if self.server_timing:
             request.started_at = time.perf_counter()
 
