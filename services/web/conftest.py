@@ -9,7 +9,7 @@ from django.db import DatabaseError
 from hypothesis import settings as hypothesis_settings
 
 from accounts.models import User
-from qbuy_core import sms
+from qbuy_core import page_cache, sms
 from sales import services as sale_services
 
 # Property tests (hypothesis): `ci` is bounded and the same examples on every run (derandomize),
@@ -30,6 +30,7 @@ def _clean_caches_and_outbox():
     """Every test starts with empty caches and SMS outbox (the servers live for the session)."""
     yield
     sms.outbox.clear()
+    page_cache.local_clear()
     for alias in caches.settings:
         cache = caches[alias]
         # A database cache's table exists only in the tests that create it.

@@ -41,6 +41,8 @@ def canonical_list_query(view):
 
     @wraps(view)
     def wrapped(request):
+        if not request.META.get("QUERY_STRING") and request.path == _list_path():
+            return view(request, number=1)  # the first page's one URL: nothing to parse
         number = _list_page_number(request)
         if request.get_full_path() != _list_url(number):
             return HttpResponsePermanentRedirect(_list_url(number))

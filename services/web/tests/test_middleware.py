@@ -8,6 +8,7 @@ fixture.
 import json
 import logging
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -314,6 +315,69 @@ def test_a_sale_page_hit_is_one_cache_read(client, make_sale, monkeypatch):
     reads = _spy_reads(monkeypatch)
     assert client.get(url)["X-Page-Cache"] == "HIT"
     assert reads == ["get"]
+
+
+# --- each process's copy in front of the shared cache (LOCAL_TIMEOUT) ----------------------
+
+
+@pytest.fixture
+def local_timeout(settings):
+    def set_to(seconds):
+        settings.QBUY_PAGE_CACHE = {**settings.QBUY_PAGE_CACHE, "LOCAL_TIMEOUT": seconds}
+
+    return set_to
+
+
+@URLS
+def test_hits_within_the_local_timeout_read_nothing_shared(client, monkeypatch, local_timeout):
+    local_timeout(30)
+    client.get("/cached/public/")  # stored in the shared cache
+    reads = _spy_reads(monkeypatch)
+    for _ in range(5):
+        assert client.get("/cached/public/")["X-Page-Cache"] == "HIT"
+    assert reads == ["get"]  # the first hit, then this process's copy
+    assert urls_middleware.CALLS["public"] == 1
+
+
+def test_a_drop_reaches_this_process_at_once_and_others_within_the_timeout(
+    client, make_sale, local_timeout
+):
+    local_timeout(0.5)
+    sale = make_sale(name="Kettle")
+    url = f"/sales/{sale.pk}/"
+    client.get(url)
+    assert client.get(url)["X-Page-Cache"] == "HIT"  # copied here too
+
+    # Another process dropped it (the worker, after the last item sold): only the shared copy.
+    caches["html"].delete(page_cache.key(url))
+    assert client.get(url)["X-Page-Cache"] == "HIT"  # this process's copy, for a moment
+    time.sleep(0.6)
+    assert client.get(url)["X-Page-Cache"] == "MISS"
+
+    # Dropped in this process (a save here): both copies, at once.
+    assert client.get(url)["X-Page-Cache"] == "HIT"
+    sale.name = "Bigger kettle"
+    sale.save()
+    page = client.get(url)
+    assert page["X-Page-Cache"] == "MISS" and b"Bigger kettle" in page.content
+
+
+@URLS
+def test_without_a_local_timeout_every_hit_reads_the_shared_cache(
+    client, monkeypatch, local_timeout
+):
+    local_timeout(0)
+    client.get("/cached/public/")
+    reads = _spy_reads(monkeypatch)
+    for _ in range(3):
+        assert client.get("/cached/public/")["X-Page-Cache"] == "HIT"
+    assert reads == ["get"] * 3
+
+
+def test_the_local_copies_are_bounded():
+    for n in range(page_cache.LOCAL_ENTRIES + 10):
+        page_cache.local_set(f"k{n}", (200, [], b""), 30)
+    assert len(page_cache._local) <= page_cache.LOCAL_ENTRIES
 
 
 def test_a_miss_reads_once_then_stores(client, make_sale, monkeypatch):

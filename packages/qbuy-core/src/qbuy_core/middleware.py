@@ -179,6 +179,7 @@ class PathCacheMiddleware:
         config = page_cache.config()
         self.alias = config["ALIAS"]
         self.timeout = config["TIMEOUT"]
+        self.local_timeout = config["LOCAL_TIMEOUT"]
         if self.alias not in caches.settings:
             raise ImproperlyConfigured(f"QBUY_PAGE_CACHE ALIAS {self.alias!r} is not in CACHES")
         try:
@@ -196,7 +197,11 @@ class PathCacheMiddleware:
             return HttpResponsePermanentRedirect(escape_uri_path(request.path))
         cache = caches[self.alias]
         key = page_cache.key(request.path)
-        entry = cache.get(key)
+        entry = page_cache.local_get(key) if self.local_timeout else None
+        if entry is None:
+            entry = cache.get(key)
+            if entry is not None and self.local_timeout:
+                page_cache.local_set(key, entry, self.local_timeout)
         if entry is not None:
             return self._from_entry(entry, head=request.method == "HEAD")
         response = self.get_response(request)

@@ -125,6 +125,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 QBUY_PAGE_CACHE = {
     "ALIAS": "html",
     "TIMEOUT": env.int("PAGE_CACHE_TIMEOUT", default=60),
+    # Seconds each web process keeps a page it read from the shared cache (qbuy_core.page_cache):
+    # a drop reaches the other processes' copies within it. 0: every hit reads the shared cache.
+    "LOCAL_TIMEOUT": env.float("PAGE_CACHE_LOCAL_TIMEOUT", default=1.0),
     "PATHS": [r"^/sales/\d+/$"],
 }
 SALE_LIST_CACHE_TIMEOUT = 10
@@ -277,7 +280,9 @@ CELERY_BEAT_SCHEDULE = {
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
+# One language: Django's translation machinery off, as its docs advise for a site that does
+# not translate (every @cache_page hit looked the language up for its key).
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
