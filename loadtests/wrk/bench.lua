@@ -8,6 +8,8 @@
 -- The same response() runs in every mode, so every scenario pays the same client cost.
 --
 --   get     the URL as given, one request built once (wrk's fast path)
+--   bust    GET the URL with a new query string each time (?bust=<thread>-<n>), as a script
+--           trying to get past the caches would
 --   storm   POST the URL (a buy) with body {}, rotating over every session of the file, each
 --           thread from its own offset: most buyers ask many times
 --   once    POST the URL once per session: thread i of N owns sessions i, i+N, ...; when its
@@ -113,6 +115,10 @@ function init(args)
 end
 
 function request()
+  if mode == "bust" then
+    issued = issued + 1
+    return wrk.format("GET", wrk.path .. "?bust=" .. id .. "-" .. issued)
+  end
   if mode == "storm" then
     issued = issued + 1
     return requests[(issued - 1) % #requests + 1]

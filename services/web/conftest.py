@@ -9,6 +9,7 @@ from django.db import DatabaseError
 from hypothesis import settings as hypothesis_settings
 
 from accounts.models import User
+from orders import services as order_services
 from qbuy_core import page_cache, sms
 from sales import services as sale_services
 
@@ -31,6 +32,7 @@ def _clean_caches_and_outbox():
     yield
     sms.outbox.clear()
     page_cache.local_clear()
+    order_services._settle_covered.clear()  # the process's memory of open nudge windows
     for alias in caches.settings:
         cache = caches[alias]
         # A database cache's table exists only in the tests that create it.

@@ -26,7 +26,7 @@ from common.json_body import JsonBody
 from common.session_auth import session_user
 from qbuy_core.sms import SmsDeliveryError
 
-from . import services
+from . import services, user_cache
 from .backends import SMS_CODE_BACKEND
 from .phone import accepted
 from .schemas import CodeSentOut, CsrfOut, LoginIn, PhoneIn, UserAnswer
@@ -109,6 +109,7 @@ def api_login(request, payload: Annotated[LoginIn, JsonBody()]):
     except services.RateLimited as limited:
         return retry_later(429, "rate_limited", limited.retry_after)
     login(request, user, backend=SMS_CODE_BACKEND)
+    user_cache.load(user.pk)  # a buyer's next requests find the user in Redis
     return {"user": user_payload(user)}
 
 

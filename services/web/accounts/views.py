@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 
 from qbuy_core.sms import SmsDeliveryError
 
-from . import services
+from . import services, user_cache
 from .backends import SMS_CODE_BACKEND
 from .forms import CodeForm, PhoneForm
 from .sessions import user_logout_everywhere
@@ -51,6 +51,7 @@ def login_page(request):
                 )
             else:
                 login(request, user, backend=SMS_CODE_BACKEND)
+                user_cache.load(user.pk)  # a buyer's next requests find the user in Redis
                 return HttpResponseRedirect(next_url)
     elif request.method == "POST":
         phone_form = PhoneForm(request.POST)

@@ -138,10 +138,16 @@ def test_postgres_outage_is_503_cached_pages_still_serve_then_it_heals(stack):
     sale_page = f"{url}/sales/{stack['sale']}/"
     for page in (sale_page, f"{url}/sales/"):
         assert requests.get(page, timeout=TIMEOUT).status_code == 200  # now in the page cache
+    newcomer = log_in(stack, 20)
     stack["postgres"].halt()
     try:
-        assert_unavailable(session.get(f"{url}/api/auth/me", timeout=TIMEOUT))
-        assert_unavailable(session.post(f"{url}/api/sales/{stack['sale']}/buy", json={}))
+        # Who asks needs no Postgres: the session and its user are in Redis (user_cache), and
+        # so does a refusal the gate gives. An accepted buy needs its INSERT: 503.
+        me = session.get(f"{url}/api/auth/me", timeout=TIMEOUT)
+        assert (me.status_code, me.json()["user"]["phone"]) == (200, "+12015550002")
+        again = session.post(f"{url}/api/sales/{stack['sale']}/buy", json={}, timeout=TIMEOUT)
+        assert (again.status_code, again.json()) == (409, {"error": "already_bought"})
+        assert_unavailable(newcomer.post(f"{url}/api/sales/{stack['sale']}/buy", json={}))
         assert_unavailable(session.get(f"{url}/api/orders/{token}", timeout=TIMEOUT))
         assert_unavailable(session.get(f"{url}/api/sales/", timeout=TIMEOUT))
         login = {"phone": "+12015550002", "code": "123456"}

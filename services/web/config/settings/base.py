@@ -83,6 +83,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/qbuy")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django's PostgreSQL backend, its health check asking the socket, not Postgres (config/postgres).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "config.postgres"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Caches: one alias per purpose, each with its own failure policy (STYLE.md).
@@ -223,7 +226,7 @@ SOLD_OUT_MEMO = env.float("SOLD_OUT_MEMO", default=1.0)
 # per sale per SETTLE_WINDOW_MS (the nudge window: an order waits at most about that long for
 # its task) and at most SETTLE_BATCH orders per transaction (each batch holds their row locks
 # and the sale row's until its COMMIT: 500 take a few milliseconds).
-SETTLE_WINDOW_MS = env.int("SETTLE_WINDOW_MS", default=50)
+SETTLE_WINDOW_MS = env.int("SETTLE_WINDOW_MS", default=100)
 SETTLE_BATCH = env.int("SETTLE_BATCH", default=500)
 # A sale with orders pending longer than ORDER_REQUEUE_AFTER seconds is settled again by the
 # reconciler; an order older than ORDER_FAIL_AFTER is failed with "timeout".
