@@ -1,13 +1,16 @@
-"""`make bench-compare REV=<commit>`: the buy endpoint of the working tree against the same
-endpoint at REV, side by side in one run (issue 12: an API library may cost the buy path at most
-10 % of its requests/s against the views it replaces).
+"""`make bench-compare REV=<commit>`: the request path of the working tree against REV's, side
+by side in one run: the buy endpoint and the two page-cache hits, /healthz as the control
+(issue 12: an API library may cost the buy path at most 10 % of its requests/s against the views
+it replaces; issue 20: every change to the request path is measured before it lands).
 
 One stack (loadtests/rig.py, as `make bench` runs it) and one set of logged-in buyers; two web
 processes side by side with the same settings and workers, one started from each tree. Both
 answer the buy storm on one sale with no stock: every answer is a 409 sold_out from the memo or
 the gate, where a framework's per-request cost shows (bench.py's storm-gate scenario and wrk
 script; a sale sold out by a storm first would leave orders whose 202 wrk never read when it
-stopped). /healthz is the control (the same view in both trees unless that changed too).
+stopped). Both also answer the sale list from @cache_page and a sale page from the page cache
+(bench.py's list-cache-page and sale-page scenarios). /healthz is the control (the same view in
+both trees unless that changed too).
 
 Noise. On a machine others share, throughput moves by tens of percent within a minute, so the
 trees take turns in short slices, ordered new old | old new | new old ... (each round's pair
@@ -24,10 +27,10 @@ REV is exported with `git archive` into a temporary folder: nothing is added to 
 Postgres schema (migrated by the working tree); REV's web uses its own qbuy_core (PYTHONPATH).
 
 Prints each slice, then per scenario and connection count each tree's mean req/s, median
-p50/p99 and web CPU per answer, and new / old; the buy storm PASSes when the median ratio of
-req/s is >= 0.90. Writes loadtests/results/compare.json. Exit 1 only when the harness breaks or
-a run has real failures, unexpected answers or the sale breaks an invariant; a MISS is
-reported, not an error.
+p50/p99 and web CPU per answer, and new / old; the buy storm and each page-cache hit PASS when
+the median ratio of req/s is >= 0.90. Writes loadtests/results/compare.json. Exit 1 only when
+the harness breaks or a run has real failures, unexpected answers or the sale breaks an
+invariant; a MISS is reported, not an error.
 
 `python -m loadtests.compare [--rev REV] [--rounds N] [--duration S] [--connections N ...]`
 """
@@ -52,8 +55,10 @@ from loadtests.cpuload import NOISY
 from loadtests.rig import READY, Rig, deployed_settings
 from tools.stack import ROOT, Process
 
-THRESHOLD = 0.90  # new / old requests/s of the buy storm (issue 12)
+THRESHOLD = 0.90  # new / old requests/s of the buy storm and the page-cache hits (issue 12)
 STORM, CONTROL = bench.BY_KEY["storm-gate"], bench.BY_KEY["healthz"]
+# The two page-cache hits every page view of a sale goes through (issue 20).
+PAGES = (bench.BY_KEY["list-cache-page"], bench.BY_KEY["sale-page"])
 TREES = ("new", "old")
 
 
@@ -196,13 +201,20 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
         try:
             sale = r.create_sale("bench-compare sold out", 0)
             url = STORM.path.format(sale=sale)
+            r.manage("seed_demo", "--sales", "20", "-v0")  # a full page of sales to list
+            page_sale = r.create_sale("bench-compare sale page", 100)
+            measured = [
+                (CONTROL, CONTROL.path),
+                (STORM, url),
+                *((page, page.path.format(sale=page_sale)) for page in PAGES),
+            ]
             tokens = []
             for tree in trees.values():
                 tokens += warm_up(tree, url, sessions_file, args).tokens
             for round_, name in order(args.rounds):
                 tree = trees[name]
                 print(f"compare: round {round_}, {name}: {tree.label}", flush=True)
-                for scenario, path in ((CONTROL, CONTROL.path), (STORM, url)):
+                for scenario, path in measured:
                     sessions = sessions_file if scenario.mode == "storm" else None
                     for connections in args.connections:
                         run = measure(tree, scenario, path, connections, sessions, args)
@@ -222,7 +234,8 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
         {"round": i, "tree": name, **asdict(run), "tokens": len(run.tokens)}
         for i, name, run in slices
     ]
-    report["summary"] = summarize(report["runs"], [CONTROL.key, STORM.key], args.connections)
+    keys = [CONTROL.key, STORM.key, *(page.key for page in PAGES)]
+    report["summary"] = summarize(report["runs"], keys, args.connections)
     report["problems"] = [
         *bench.problems([run for _, _, run in slices]),
         *(f"the sale: invariant: {v}" for v in report["sale"].get("violations", [])),
@@ -364,7 +377,8 @@ def format_summary(report: dict) -> str:
         " tree's gunicorn master and workers): medians over the rounds; CPU old/new above 1: the"
         " new tree is cheaper; others: the CPU share of processes outside the bench (mean);"
         f" quiet: new/old over the rounds whose two slices had others <= {NOISY:.0%} (how many).",
-        f"The buy storm PASSes when new/old >= {THRESHOLD:.2f}; /healthz is the control."
+        f"The buy storm and the page-cache hits PASS when new/old >= {THRESHOLD:.2f}; /healthz"
+        " is the control."
         f" Per round: {_per_round(report['summary'])}",
     ]
     sale = report.get("sale", {})

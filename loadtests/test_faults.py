@@ -15,3 +15,5 @@ def test_the_stack_recovers_with_every_invariant(name):
         assert result.stuck == 0 and result.phantoms == 0
         assert result.violations == []
         assert result.recovery is not None and result.recovery <= faults.RECOVERY_TARGET
+        # The kill landed inside a batch's transaction, as the scenario says.
+        assert "while 0 batch" not in result.detail, result.detail
