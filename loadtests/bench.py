@@ -696,13 +696,13 @@ TARGETS = [
     Target("@cache_page hit / /healthz", ("list-cache-page", "healthz"), _per, ">=", 1.0),
     Target("sale page hit / /healthz", ("sale-page", "healthz"), _per, ">=", 1.0),
     Target("login page, nginx / straight", ("login-nginx", "login-web"), _per, ">=", 0.9),
-    # Issue 19: random query strings cannot drain the caches.
+    # Issue 19: random query strings cannot drain the caches: they cost less than /healthz.
     Target(
-        "sale page, new query string each / hit",
-        ("sale-page-busting", "sale-page"),
+        "sale page, new query string each / /healthz",
+        ("sale-page-busting", "healthz"),
         _per,
         ">=",
-        0.9,
+        1.0,
     ),
     # Earlier issues' targets, kept.
     Target(

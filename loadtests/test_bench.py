@@ -38,6 +38,13 @@ def test_every_scenario_ran_and_got_the_answers_it_expects(smoke):
         assert run["latency_ms"]["p99"] > 0, key
     assert runs["list-micro-cache"]["tallies"].get("HIT", 0) > 0
     assert runs["sale-page"]["tallies"].get("HIT", 0) > 0
+    assert runs["login-nginx"]["tallies"] == {"MISS": runs["login-nginx"]["requests"]}
+    # Every buy run says what an order cost each process, and the total the target reads.
+    for key in ("storm-gate", "accepted-gate", "accepted-db-lock"):
+        cpu = runs[key]["cpu_ms_per_order"]
+        assert set(cpu) == {*bench.CPU_PROCESSES, "total"}, key
+        assert cpu["web"] > 0 and cpu["postgres"] > 0 and cpu["total"] >= cpu["web"], key
+    assert any(row["target"].startswith("CPU per accepted order") for row in report["ratios"])
 
 
 @pytest.mark.parametrize("strategy", bench.STRATEGIES)
