@@ -416,6 +416,8 @@ def test_a_full_page_cache_evicts_pages_and_qbuy_keeps_serving(small_redis, sett
         **settings.CACHES,
         "html": cache_config(server.url, key_prefix="html", ignore_exceptions=True),
     }
+    # The shared cache only: no process's copy of a page in front of it.
+    settings.QBUY_PAGE_CACHE = {**settings.QBUY_PAGE_CACHE, "LOCAL_TIMEOUT": 0}
     assert raw.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
     url = f"/sales/{sale.pk}/"
     assert client.get(url)["X-Page-Cache"] == "MISS"
