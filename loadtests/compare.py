@@ -270,6 +270,7 @@ def measure(
         mode=scenario.mode,
         timeout=args.timeout,
         sessions=sessions,
+        tally=scenario.tally,
     )
     used = cpuload.tree_cpu(tree.pid) - before
     run = bench._record(scenario, connections, result, others_cpu=others)

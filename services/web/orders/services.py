@@ -92,10 +92,7 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
         if order is None:
             gate.release(sale_id=sale_id, token=token, forget_buyer=True)
             raise
-        logger.warning(
-            "order %s: its INSERT failed but it exists; the reconciler settles it", token
-        )
-        return order
+        logger.warning("order %s: its INSERT's answer was lost, but Postgres has it", token)
     # At once in autocommit, else after the caller's COMMIT: the task must find the row. Never
     # raised: the order is committed and its buyer gets the 202 (robust; the reconciler
     # settles an order whose nudge was lost).

@@ -294,8 +294,9 @@ STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Hashed names: nginx and WhiteNoise can cache them forever.
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # Hashed names: nginx and WhiteNoise can cache them forever; gzip copies, not brotli
+    # (common/static_storage.py says why).
+    "staticfiles": {"BACKEND": "common.static_storage.GzipManifestStaticFilesStorage"},
 }
 
 # Content-Security-Policy (django-csp's CSPMiddleware): our own files only, no inline script or
