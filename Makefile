@@ -36,9 +36,12 @@ lock: venv
 	cd requirements && $(LOCK_ENV) $(PIP_COMPILE) --output-file base.txt base.in
 	cd requirements && $(LOCK_ENV) $(PIP_COMPILE) --output-file dev.txt dev.in
 
-# STACK=0 leaves out the container suite (a narrowed run while developing).
+# STACK=0 leaves out the container suite (a narrowed run while developing). The suite runs on
+# every core (at most 4, pytest-xdist): a module stays on one worker, each worker has its own
+# throwaway servers; XDIST= runs it in one process.
+XDIST ?= -n auto --maxprocesses 4 --dist loadfile
 test: deps venv lint
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest $(XDIST) $(PYTEST_ARGS)
 	$(if $(filter 0,$(STACK)),@echo "make test: container suite left out (STACK=0)",$(MAKE) test-stack)
 
 lint: venv
