@@ -528,10 +528,11 @@ def warm_storm(url: str, sessions_file: Path, args) -> wrk.Result:
     )
 
 
-def log_in(r: Rig, count: int, sessions_file: Path) -> int:
-    """Buyers logged in through nginx with SMS codes; their cookies, one line each, for
-    bench.lua."""
-    sessions = storm.log_in_buyers(r.url, storm.sms_file_codes(r.dir / "sms.jsonl"), count)
+def log_in(r: Rig, count: int, sessions_file: Path, *, url: str | None = None) -> int:
+    """Buyers logged in with SMS codes, through nginx or ``url``; their cookies, one line each,
+    for bench.lua."""
+    codes = storm.sms_file_codes(r.dir / "sms.jsonl")
+    sessions = storm.log_in_buyers(url or r.url, codes, count)
     lines = [f"{s.cookies['SESSION_ID']} {s.cookies['csrftoken']}\n" for s in sessions]
     sessions_file.write_text("".join(lines))
     return len(lines)

@@ -180,8 +180,6 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
     slices: list[tuple[int, str, bench.Run]] = []
     with Rig(workdir, settings=settings, redis_aof=True, supervise=False) as r:
         sessions_file = r.dir / "sessions.txt"
-        count = bench.log_in(r, args.sessions, sessions_file)
-        print(f"compare: {count} buyers logged in", flush=True)
         report = {
             "threshold": THRESHOLD,
             "machine": bench.describe_machine(r),
@@ -199,6 +197,10 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
         web_env = dict(r.processes["web"].env)
         webs = [serve(r, tree, web_env) for tree in trees.values()]
         try:
+            # Logged in by the old tree: a session names the auth backend that made it, and an
+            # older tree may not have the working tree's (it would answer every buy 401).
+            count = bench.log_in(r, args.sessions, sessions_file, url=old.url)
+            print(f"compare: {count} buyers logged in (by {old.label})", flush=True)
             sale = r.create_sale("bench-compare sold out", 0)
             url = STORM.path.format(sale=sale)
             r.manage("seed_demo", "--sales", "20", "-v0")  # a full page of sales to list
