@@ -50,7 +50,7 @@ from pathlib import Path
 
 from port_for import get_port
 
-from loadtests import bench, cpuload, wrk
+from loadtests import bench, cpuload, storm, wrk
 from loadtests.cpuload import NOISY
 from loadtests.rig import READY, Rig, deployed_settings
 from tools.stack import ROOT, Process
@@ -171,6 +171,16 @@ def order(rounds: int) -> list[tuple[int, str]]:
 
 
 # -- the run ------------------------------------------------------------------------------------
+CREATE_BUYERS = """
+from django.contrib.auth.hashers import make_password
+from accounts.models import User
+unusable = make_password(None)  # as the code login makes them: SMS only
+User.objects.bulk_create(
+    [User(phone=p, password=unusable) for p in {phones}], ignore_conflicts=True
+)
+"""
+
+
 def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> dict:
     workdir.mkdir()
     trees = {"new": new, "old": old}
@@ -198,7 +208,11 @@ def compare(workdir: Path, new: Tree, old: Tree, args: argparse.Namespace) -> di
         webs = [serve(r, tree, web_env) for tree in trees.values()]
         try:
             # Logged in by the old tree: a session names the auth backend that made it, and an
-            # older tree may not have the working tree's (it would answer every buy 401).
+            # older tree may not have the working tree's (it would answer every buy 401). Their
+            # accounts are made first by the working tree, whose migrations made the tables: an
+            # older tree's INSERT would leave out the columns added since.
+            phones = [storm.phone(n) for n in range(args.sessions)]
+            r.manage("shell", "-c", CREATE_BUYERS.format(phones=phones))
             count = bench.log_in(r, args.sessions, sessions_file, url=old.url)
             print(f"compare: {count} buyers logged in (by {old.label})", flush=True)
             sale = r.create_sale("bench-compare sold out", 0)
