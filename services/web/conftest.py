@@ -29,7 +29,7 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 def pytest_collection_modifyitems(config, items):
     # Schemathesis gives every API operation's test the function's node id. pytest-xdist (make
-    # test runs on two workers) schedules and reports by node id: all but one of them were lost
+    # test runs on every core) schedules and reports by node id: all but one of them were lost
     # from its count. Each gets its operation in its id, as in its name; pytest has no public
     # setter, so a later pytest or Schemathesis that breaks this stops the run instead.
     for item in items:
