@@ -10,11 +10,13 @@ buyer never saw, not only what they see at the end.
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
+from django.test import Client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from loadtests.storm import parse_codes
@@ -64,6 +66,27 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def session_key(user) -> str:
+    """A session of ``user`` made by Django's test login (the password login's backend, as the
+    admin's form gives). Before chromium(): Django refuses its ORM inside Playwright's loop."""
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+@contextmanager
+def logged_in_page(browser: Browser, base_url: str, session: str) -> Iterator[Page]:
+    """A page of a fresh context carrying the session cookie, closed afterwards."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base_url}]
+        )
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 class Shots:

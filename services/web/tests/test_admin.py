@@ -1,6 +1,4 @@
 import pytest
-from django.conf import settings
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -9,7 +7,7 @@ from orders import gate, services
 from orders.invariants import check_sale
 from orders.models import Order, OrderDeletion
 
-from .browser import VIEWPORT, Shots, chromium
+from .browser import Shots, chromium, logged_in_page, session_key
 
 MODELS = [
     ("accounts", "user"),
@@ -302,16 +300,9 @@ def test_the_sales_list_fits_1280_px_in_chromium(live_server, make_sale):
     The screenshot (artifacts/browser/admin-sales/) is for a person to look at."""
     for state, kw in STATES.items():
         make_sale(name=f"{state.replace('_', ' ').title()} Kettle, a long enough name", **kw)
-    client = Client()
-    client.force_login(User.objects.create_superuser("+12015550198", "pw"))
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    session = session_key(User.objects.create_superuser("+12015550198", "pw"))
     shots = Shots("admin-sales")
-    with chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
-        )
-        page = context.new_page()
+    with chromium() as browser, logged_in_page(browser, live_server.url, session) as page:
         page.goto(f"{live_server.url}/admin/sales/sale/")
         shots.take(page, "changelist")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -321,7 +312,6 @@ def test_the_sales_list_fits_1280_px_in_chromium(live_server, make_sale):
         )
         headers = page.locator("#result_list thead th").all_inner_texts()
         filters = page.locator("#changelist-filter").inner_text()
-        context.close()
     assert (overflow, table_overflow) == (0, 0)
     assert [h.strip().upper() for h in headers[1:]] == [
         "NAME",

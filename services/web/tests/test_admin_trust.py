@@ -6,7 +6,6 @@ import json
 
 import pytest
 from django.apps import apps
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
@@ -18,7 +17,7 @@ from orders import services
 from orders.models import Order
 from qbuy_core import sms
 
-from .browser import VIEWPORT, Shots, chromium
+from .browser import Shots, chromium, logged_in_page, session_key
 
 STAFF_PHONE = "+14155550199"
 PASSWORD = "kettle-sale-4-ever-quiet"
@@ -188,17 +187,9 @@ def test_orders_cancelled_before_no_longer_name_who_cancelled(order):
 def test_a_clerk_cancels_with_a_message_in_chromium(live_server, order, buyer):
     """The actions bar as a staff member uses it at 1280 px: pick the order, the action, type the
     message, Go. The screenshots (artifacts/browser/admin-cancel/) are for a person to look at."""
-    staff = staff_with("view_order", "change_order")
-    client = Client()
-    client.force_login(staff)  # the password login's backend, as the admin's form gives
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    session = session_key(staff_with("view_order", "change_order"))
     shots = Shots("admin-cancel")
-    with chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
-        )
-        page = context.new_page()
+    with chromium() as browser, logged_in_page(browser, live_server.url, session) as page:
         page.goto(f"{live_server.url}/admin/orders/order/")
         page.locator("input.action-select").first.check()
         page.select_option("select[name=action]", "cancel_orders")
@@ -209,7 +200,6 @@ def test_a_clerk_cancels_with_a_message_in_chromium(live_server, order, buyer):
         page.wait_for_load_state()
         shots.take(page, "after")
         shown = page.locator(".messagelist").inner_text()
-        context.close()
     assert overflow == 0
     assert "1 orders cancelled" in shown
     order.refresh_from_db()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
-from django.test import Client
 
 from accounts.models import User
 
+from .browser import session_key
 from .chromium import CHROMIUM, FLAGS, Visit, visit
 
 
@@ -60,9 +60,7 @@ INLINE = re.compile(r"<style|\sstyle=|<script(?![^>]*\bsrc=)|\son[a-z]+=", re.IG
 
 
 def session_cookie(user) -> dict:
-    client = Client()
-    client.force_login(user)
-    return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    return {settings.SESSION_COOKIE_NAME: session_key(user)}
 
 
 def assert_csp_holds(url: str, cookies: dict | None = None) -> Visit:
