@@ -43,7 +43,10 @@ def test_every_scenario_ran_and_got_the_answers_it_expects(smoke):
     for key in ("storm-gate", "accepted-gate", "accepted-db-lock"):
         cpu = runs[key]["cpu_ms_per_order"]
         assert set(cpu) == {*bench.CPU_PROCESSES, "total"}, key
-        assert cpu["web"] > 0 and cpu["postgres"] > 0 and cpu["total"] >= cpu["web"], key
+        assert cpu["web"] > 0 and cpu["total"] >= cpu["web"], key
+    # Postgres is counted: seen where its work is above the kernel's 10 ms tick. The gate's 10 or
+    # 40 orders take it ~0.3 ms each, under one tick: 0 there is a right reading.
+    assert runs["accepted-db-lock"]["cpu_ms_per_order"]["postgres"] > 0
     assert any(row["target"].startswith("CPU per accepted order") for row in report["ratios"])
 
 
