@@ -1,12 +1,16 @@
 """What DESIGN.md and the container issue ask of the manifests, checked on kustomize's output."""
 
+import functools
 import ipaddress
+import shutil
 
+import pytest
 import yaml
 
-from tools import lint
+from tools import lint, prometheusrule
 
 
+@functools.cache  # kustomize takes a second or two; no test changes what it returns
 def rendered(kustomization="k8s/overlays/demo"):
     result = lint.run(str(lint.BIN / "kubectl"), "kustomize", str(lint.ROOT / kustomization))
     assert result.returncode == 0, result.stderr
@@ -124,9 +128,260 @@ def test_django_keys_client_limits_on_the_address_the_ingress_resolved():
     (rule,) = policy["ingress"]
     (source,) = rule["from"]
     assert set(source) == {"namespaceSelector"}
-    allowed = [p for p in objs.values() if p["kind"] == "NetworkPolicy"]
-    web_labels = objs[("Deployment", "web")]["spec"]["template"]["metadata"]["labels"]
-    for other in allowed:
-        selector = other["spec"]["podSelector"].get("matchLabels", {})
-        if other["metadata"]["name"] != "web-from-ingress" and other["spec"].get("ingress"):
-            assert not selector.items() <= web_labels.items(), other["metadata"]["name"]
+    # Other policies may select web's pods (Prometheus, on the metrics port) but never open
+    # the port the app answers on.
+    web = objs[("Deployment", "web")]["spec"]["template"]
+    web_labels = web["metadata"]["labels"]
+    (http,) = [p for p in web["spec"]["containers"][0]["ports"] if p["name"] == "http"]
+    for other in [p for p in objs.values() if p["kind"] == "NetworkPolicy"]:
+        if other["metadata"]["name"] == "web-from-ingress" or not other["spec"].get("ingress"):
+            continue
+        if selects(other["spec"]["podSelector"], web_labels):
+            for rule in other["spec"]["ingress"]:
+                ports = {p["port"] for p in rule.get("ports", [])}
+                assert ports and not ports & {"http", http["containerPort"]}, other["metadata"]
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions In/NotIn/Exists) selects
+    ``labels``."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for e in selector.get("matchExpressions", []):
+        value = labels.get(e["key"])
+        ok = {
+            "In": value in e.get("values", []),
+            "NotIn": value not in e.get("values", []),
+            "Exists": value is not None,
+            "DoesNotExist": value is None,
+        }[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+# -- issue 21: metrics, KEDA, the Prometheus Operator -----------------------------------------
+KUSTOMIZATIONS = ("k8s/base", "k8s/overlays/demo", "k8s/overlays/demo-operators")
+APPS = ("web", "worker", "beat")
+
+
+def containers(objs, name):
+    return objs[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_object_is_in_qbuys_namespace(kustomization):
+    for (kind, name), obj in rendered(kustomization).items():
+        if kind != "Namespace":
+            assert obj["metadata"].get("namespace") == "qbuy", (kind, name)
+
+
+def test_the_base_and_the_demo_need_no_operator():
+    """A cluster without KEDA or the Prometheus Operator applies them as they are."""
+    for kustomization in KUSTOMIZATIONS[:2]:
+        groups = {o["apiVersion"].rpartition("/")[0] for o in rendered(kustomization).values()}
+        assert not groups & {"keda.sh", "monitoring.coreos.com"}, kustomization
+
+
+def test_each_app_process_serves_metrics_on_its_own_port_to_prometheus_only():
+    objs = rendered("k8s/overlays/demo-operators")
+    for name in APPS:
+        (container,) = containers(objs, name)
+        assert {"name": "METRICS_PORT", "value": "9100"} in container["env"], name
+        assert {"name": "metrics", "containerPort": 9100} in container["ports"], name
+    for name in ("flower",):  # Flower's /metrics is on its own port, behind its login
+        assert not any(
+            e["name"] == "METRICS_PORT" for e in containers(objs, name)[0].get("env", [])
+        )
+    # No Service (so no Ingress) leads to the metrics port.
+    for (kind, name), obj in objs.items():
+        if kind == "Service":
+            targets = {p.get("targetPort") for p in obj["spec"]["ports"]}
+            assert not targets & {"metrics", 9100}, name
+    # Who may reach it: Prometheus' pods in the monitoring namespace, nothing else.
+    policy = objs[("NetworkPolicy", "metrics-from-monitoring")]["spec"]
+    (expression,) = policy["podSelector"]["matchExpressions"]
+    assert expression == {"key": "app.kubernetes.io/name", "operator": "In", "values": list(APPS)}
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    (source,) = rule["from"]
+    assert source == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    ingress_ns = objs[("NetworkPolicy", "web-from-ingress")]["spec"]["ingress"][0]["from"][0]
+    for (kind, name), obj in objs.items():
+        if kind == "NetworkPolicy" and name != "web-from-ingress":
+            for allowed in obj["spec"].get("ingress", []):
+                assert ingress_ns not in allowed.get("from", []), name
+
+
+def route(objs, path: str) -> tuple[dict, dict]:
+    """(Ingress, path entry) that ingress-nginx picks for ``path`` on the site's host: an Exact
+    path first, else the longest Prefix path matching whole path elements."""
+    host = objs[("Ingress", "qbuy")]["spec"]["rules"][0]["host"]
+    candidates = []
+    for (kind, _), obj in objs.items():
+        if kind != "Ingress":
+            continue
+        for rule in obj["spec"]["rules"]:
+            if rule["host"] != host:
+                continue
+            for entry in rule["http"]["paths"]:
+                p, exact = entry["path"], entry["pathType"] == "Exact"
+                prefix = p.rstrip("/")
+                if (exact and path == p) or (
+                    not exact and (path == prefix or path.startswith(prefix + "/"))
+                ):
+                    candidates.append(((exact, len(p)), obj, entry))
+    assert candidates, path
+    _, obj, entry = max(candidates, key=lambda c: c[0])
+    return obj, entry
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/", "/metrics/anything"])
+def test_the_ingress_refuses_metrics(kustomization, path):
+    objs = rendered(kustomization)
+    ingress, _ = route(objs, path)
+    allowed = ingress["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/whitelist-source-range"
+    ]
+    # Only the unspecified address, which no client has: the controller answers 403 to all.
+    assert [ipaddress.ip_network(c.strip()) for c in allowed.split(",")] == [
+        ipaddress.ip_network("0.0.0.0/32")
+    ]
+    # The rest of the site is routed as before, and no Ingress names a port but web's http.
+    assert route(objs, "/metricsx")[0]["metadata"]["name"] == "qbuy"
+    assert route(objs, "/sales/1/")[0]["metadata"]["name"] == "qbuy"
+    for obj in objs.values():
+        if obj["kind"] == "Ingress":
+            for entry in obj["spec"]["rules"][0]["http"]["paths"]:
+                assert entry["backend"]["service"] == {"name": "web", "port": {"name": "http"}}
+
+
+def test_the_worker_has_one_autoscaler_keda_or_the_hpa():
+    def scalers(objs):
+        return [
+            (kind, name)
+            for (kind, name), obj in objs.items()
+            if kind in ("HorizontalPodAutoscaler", "ScaledObject")
+            and obj["spec"]["scaleTargetRef"]["name"] == "worker"
+        ]
+
+    assert scalers(rendered("k8s/overlays/demo")) == [("HorizontalPodAutoscaler", "worker")]
+    objs = rendered("k8s/overlays/demo-operators")
+    assert scalers(objs) == [("ScaledObject", "worker")]
+    assert ("HorizontalPodAutoscaler", "web") in objs  # only the worker's is KEDA's
+    hpa = rendered("k8s/base")[("HorizontalPodAutoscaler", "worker")]["spec"]
+    scaled = objs[("ScaledObject", "worker")]["spec"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (
+        hpa["minReplicas"],
+        hpa["maxReplicas"],
+    )
+    cpu = next(t for t in scaled["triggers"] if t["type"] == "cpu")
+    assert cpu["metadata"]["value"] == str(
+        hpa["metrics"][0]["resource"]["target"]["averageUtilization"]
+    )
+
+
+def test_keda_reads_the_queue_the_workers_consume():
+    from urllib.parse import urlsplit
+
+    from config.celery_app import app
+
+    objs = rendered("k8s/overlays/demo-operators")
+    (redis,) = [
+        t for t in objs[("ScaledObject", "worker")]["spec"]["triggers"] if t["type"] == "redis"
+    ]
+    # Every task goes to Celery's default queue: a Redis list of that name.
+    assert app.conf.task_routes is None and app.conf.task_default_queue == "celery"
+    assert redis["metadata"]["listName"] == app.conf.task_default_queue
+    broker = urlsplit(objs[("ConfigMap", "qbuy-config")]["data"]["REDIS_URL"])
+    assert redis["metadata"]["databaseIndex"] == broker.path.strip("/")
+    # The same Redis, by the name KEDA's operator resolves from its own namespace.
+    assert redis["metadata"]["address"] == f"{broker.hostname}.qbuy.svc.cluster.local:{broker.port}"
+    assert ("Service", broker.hostname) in objs
+    # Its password from the app's Secret, by a key the Secret has.
+    auth = objs[("TriggerAuthentication", redis["authenticationRef"]["name"])]["spec"]
+    (ref,) = auth["secretTargetRef"]
+    assert ref["parameter"] == "password"
+    assert ref["key"] in objs[("Secret", ref["name"])]["stringData"]
+    # And the demo's Redis lets KEDA's operator in.
+    keda = objs[("NetworkPolicy", "redis-from-keda")]["spec"]
+    assert keda["podSelector"] == objs[("NetworkPolicy", "redis-from-app")]["spec"]["podSelector"]
+
+
+def test_the_pod_monitors_scrape_every_process_by_its_job_name():
+    objs = rendered("k8s/overlays/demo-operators")
+    app = objs[("PodMonitor", "qbuy")]["spec"]
+    assert app["jobLabel"] == "app.kubernetes.io/name"  # job="web", as compose names them
+    assert app["selector"]["matchExpressions"][0]["values"] == list(APPS)
+    assert [e["port"] for e in app["podMetricsEndpoints"]] == ["metrics"]
+    flower = objs[("PodMonitor", "flower")]["spec"]
+    assert flower["jobLabel"] == "app.kubernetes.io/name"
+    (endpoint,) = flower["podMetricsEndpoints"]
+    ports = [p["name"] for p in containers(objs, "flower")[0]["ports"]]
+    assert endpoint["port"] in ports and endpoint["path"] == "/metrics"
+    for ref in endpoint["basicAuth"].values():
+        assert ref["key"] in objs[("Secret", ref["name"])]["stringData"]
+    policy = objs[("NetworkPolicy", "flower-from-monitoring")]["spec"]
+    metrics = objs[("NetworkPolicy", "metrics-from-monitoring")]["spec"]
+    assert policy["ingress"][0]["from"] == metrics["ingress"][0]["from"]
+
+
+def test_the_prometheusrule_is_the_rule_files():
+    committed = (lint.ROOT / "k8s/components/monitoring/prometheusrule.yaml").read_text()
+    assert committed == prometheusrule.render(), "run `python -m tools.prometheusrule`"
+    objs = rendered("k8s/overlays/demo-operators")
+    for path in sorted(prometheusrule.RULES.glob("*.yml")):
+        rule = objs[("PrometheusRule", f"qbuy-{path.stem}")]
+        assert rule["spec"]["groups"] == yaml.safe_load(path.read_text())["groups"]
+
+
+def test_custom_resources_are_checked_against_their_crds(tmp_path):
+    """make lint refuses a ScaledObject whose trigger has no type, a misspelt PodMonitor
+    field, and a custom resource of a kind nobody has a schema for."""
+    k8s = tmp_path / "k8s"
+    shutil.copytree(lint.ROOT / "k8s", k8s)
+    overlay = k8s / "overlays/demo-operators"
+    assert lint.kubernetes(overlay).returncode == 0
+
+    scaled = k8s / "components/keda/scaledobject.yaml"
+    good = scaled.read_text()
+    scaled.write_text(good.replace("    - type: redis\n      metadata:", "    - metadata:", 1))
+    result = lint.kubernetes(overlay)
+    assert result.returncode != 0
+    assert b"'type' is a required property" in result.stdout, result.stdout
+    scaled.write_text(good)
+
+    monitor = k8s / "components/monitoring/podmonitor.yaml"
+    monitor.write_text(monitor.read_text().replace("jobLabel:", "jobLabels:", 1))
+    result = lint.kubernetes(overlay)
+    assert result.returncode != 0 and b"'jobLabels' was unexpected" in result.stdout
+
+    (k8s / "components/keda/scaledjob.yaml").write_text(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: x}\nspec: {}\n"
+    )
+    kustomization = k8s / "components/keda/kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text().replace(
+            "  - networkpolicy.yaml\n", "  - networkpolicy.yaml\n  - scaledjob.yaml\n"
+        )
+    )
+    result = lint.kubernetes(overlay)
+    assert result.returncode != 0 and b"no schema for keda.sh/v1alpha1 ScaledJob" in result.stdout
+
+
+def test_a_kind_no_schema_knows_is_refused(tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(lint.ROOT / "k8s/base", base)
+    (base / "odd.yaml").write_text("apiVersion: example.com/v1\nkind: Odd\nmetadata: {name: x}\n")
+    kustomization = base / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text().replace(
+            "  - namespace.yaml\n", "  - namespace.yaml\n  - odd.yaml\n"
+        )
+    )
+    result = lint.kubernetes(base)
+    assert result.returncode != 0 and b"Couldn't find schema for kind Odd" in result.stdout
