@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from port_for import get_port
+
 from tools import devservers
 from tools.stack import ROOT, SCRIPTS, base_env
 
@@ -40,6 +42,9 @@ def render_nginx(
     local = {
         "QBUY_UPSTREAM": f"127.0.0.1:{web_port}",
         "NGINX_LISTEN": f"127.0.0.1:{nginx_port}",
+        # stub_status on loopback, on a free port unless given: compose's 8081 on every
+        # address would be reachable from the network, and would clash between test rigs.
+        "NGINX_STATUS_LISTEN": env.get("NGINX_STATUS_LISTEN") or f"127.0.0.1:{get_port(None)}",
         "NGINX_STATIC_ROOT": f"{ROOT}/services/web/staticfiles",
         "NGINX_RESOLVER": "127.0.0.1",  # unused: the upstream is an address, not a name
     }

@@ -1,5 +1,6 @@
 """deploy/nginx.conf on its own, in front of a small upstream that counts what reaches it: what
-the edge caches, what it passes through, and that it never holds requests back (issues 19, 20).
+the edge caches, what it passes through, that it never holds requests back (issues 19, 20) and
+never lets /metrics through (issue 21).
 
 No Django here: the upstream answers like the app would (a page, a login page that sets a
 cookie and is never cached) and records every request, so each test sees exactly what nginx
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from port_for import get_port
 
 from loadtests.rig import Nginx
 from tools.stack import base_env
@@ -67,27 +69,36 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def edge():
+def status_port() -> int:
+    """nginx's internal stub_status listener (NGINX_STATUS_LISTEN)."""
+    return get_port(None)
+
+
+@pytest.fixture(scope="module")
+def edge(status_port):
     upstream = Upstream()
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     # Not pytest's tmp_path: nginx's workers (nobody) must reach its cache folder.
     workdir = Path(tempfile.mkdtemp(prefix="qbuy-nginx-edge-"))
-    nginx = Nginx(workdir, base_env(), web_port=upstream.server_address[1]).start()
+    env = base_env(NGINX_STATUS_LISTEN=f"127.0.0.1:{status_port}")
+    nginx = Nginx(workdir, env, web_port=upstream.server_address[1]).start()
     yield nginx, upstream
     nginx.stop()
     upstream.shutdown()
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def get(nginx: Nginx, path: str, cookies: list[str] = ()) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+def get(
+    nginx: Nginx, path: str, cookies: list[str] = (), *, port: int | None = None
+) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port or nginx.port, timeout=30)
     conn.putrequest("GET", path, skip_host=True)
     conn.putheader("Host", "localhost")
     for cookie in cookies:  # each its own Cookie header
         conn.putheader("Cookie", cookie)
     conn.endheaders()
     response = conn.getresponse()
-    response.read()
+    response.body = response.read()
     conn.close()
     return response
 
@@ -131,3 +142,54 @@ def test_any_session_cookie_bypasses_the_micro_cache_and_never_fills_it(edge, co
     assert [c for p, c in upstream.seen if p == path] == ["; ".join(cookies)] * 2
     assert get(nginx, path).getheader("X-Micro-Cache") == "MISS"
     assert get(nginx, path).getheader("X-Micro-Cache") == "HIT"
+
+
+# Every spelling of /metrics a client might try, as sent on the wire: nginx matches locations on
+# the path decoded and normalised (slashes merged, dot segments resolved), but a rule written for
+# the literal path alone would pass most of these on to the app.
+METRICS_PATHS = [
+    "/metrics",
+    "/metrics/",
+    "/metrics?x",
+    "/metrics/?x=1",
+    "/METRICS",
+    "/Metrics/x",
+    "//metrics",
+    "/./metrics",
+    "/sales/../metrics",
+    "/static/../metrics",
+    "/%6Detrics",
+    "/metrics%2F",
+]
+
+
+@pytest.mark.parametrize("path", METRICS_PATHS)
+def test_metrics_never_reaches_the_app(edge, path):
+    nginx, upstream = edge
+    seen = len(upstream.seen)
+
+    answer = get(nginx, path)
+
+    assert answer.status == 404, path
+    assert upstream.seen[seen:] == [], path
+
+
+def test_only_metrics_itself_is_refused(edge):
+    """The rule is no wider than /metrics and what is below it: the app still gets the rest."""
+    nginx, upstream = edge
+    for path in ("/metricsx", "/sales/metrics", "/static/metrics"):
+        seen = len(upstream.seen)
+        assert get(nginx, path).status == 200, path
+        assert [p for p, _ in upstream.seen[seen:]] == [path]
+
+
+def test_stub_status_is_on_the_internal_listener_only(edge, status_port):
+    nginx, upstream = edge
+    status = get(nginx, "/stub_status", port=status_port)
+    assert status.status == 200
+    assert status.body.startswith(b"Active connections:")
+    assert get(nginx, "/", port=status_port).status == 404
+    # On the public port it is just another path, the app's to answer.
+    seen = len(upstream.seen)
+    assert get(nginx, "/stub_status").body == b"page /stub_status"
+    assert [p for p, _ in upstream.seen[seen:]] == ["/stub_status"]
