@@ -15,6 +15,12 @@ need postgresql sh -c 'ls /usr/lib/postgresql/*/bin/postgres'
 need libmemcached-dev test -f /usr/include/libmemcached/memcached.h
 need chromium test -x /usr/bin/chromium
 need wrk command -v wrk # make bench: the HTTP load generator
+# promtool tests the alert and recording rules; the exporters are scraped by the dashboard's
+# query test (tools/test_prometheus_rules.py), the versions compose runs.
+need prometheus command -v promtool
+need prometheus-redis-exporter command -v prometheus-redis-exporter
+need prometheus-postgres-exporter command -v prometheus-postgres-exporter
+need prometheus-nginx-exporter command -v prometheus-nginx-exporter
 
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
@@ -27,6 +33,7 @@ apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
 # Debian starts services on install where it can; the tests start their own.
-for svc in memcached nginx; do
+for svc in memcached nginx prometheus prometheus-redis-exporter prometheus-postgres-exporter \
+    prometheus-nginx-exporter; do
     command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
 done
