@@ -52,7 +52,7 @@ from port_for import get_port
 
 from loadtests import bench, cpuload, storm, wrk
 from loadtests.cpuload import NOISY
-from loadtests.rig import READY, Rig, deployed_settings
+from loadtests.rig import READY, Rig, deployed_settings, metrics_env
 from tools.stack import ROOT, Process
 
 THRESHOLD = 0.90  # new / old requests/s of the buy storm and the page-cache hits (issue 12)
@@ -151,7 +151,7 @@ def export(rev: str, dest: Path) -> Tree:
 def serve(r: Rig, tree: Tree, env: dict[str, str]) -> Process:
     """A web process of ``tree`` beside the stack's, on a port of its own."""
     port = get_port(None)
-    env = {**env, **tree.env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    env = {**env, **tree.env, **metrics_env(), "GUNICORN_BIND": f"127.0.0.1:{port}"}
     command = [str(tree.web / "start.sh")]
     proc = Process(f"web-{tree.name}", env, r.dir, READY["web"], command).start(timeout=90)
     tree.url, tree.pid = f"http://127.0.0.1:{port}", proc.proc.pid

@@ -97,6 +97,11 @@ class Nginx:
             self.proc.wait(10)
 
 
+def metrics_env() -> dict[str, str]:
+    """Each process's metrics on a port of its own, on loopback (qbuy_core.metrics)."""
+    return {"METRICS_PORT": str(get_port(None)), "METRICS_ADDR": "127.0.0.1"}
+
+
 class Rig:
     def __init__(
         self,
@@ -168,9 +173,10 @@ class Rig:
             self.env["CLIENT_IP_META"] = "HTTP_X_REAL_IP"
             self.nginx = Nginx(self.dir, self.env, web_port=self.web_port).start()
             self.url = f"http://127.0.0.1:{self.nginx.port}"
-        self.start("web", **web_env)
-        self.start("worker")
-        self.start("beat")
+        # Metrics served as deployed (gunicorn's multi-process mode costs file writes a
+        # single process would not): what make bench measures includes them.
+        for name in ("web", "worker", "beat"):
+            self.start(name, **(web_env if name == "web" else {}), **metrics_env())
         if self._supervise_on:
             self._supervising.set()
             threading.Thread(target=self._supervise, daemon=True).start()

@@ -27,3 +27,34 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"
 # the image): nothing here uses it, the orchestrator manages gunicorn by signals, and on a
 # read-only root filesystem it only logs "Control server error" at every start.
 control_socket_disable = True
+
+# Metrics (qbuy_core.metrics): with METRICS_PORT set, the workers write their values to files
+# in PROMETHEUS_MULTIPROC_DIR (a fresh directory if none is given) and the master serves their
+# sum on that port. Set here, in the master, before any process imports prometheus_client.
+metrics_port = os.environ.get("METRICS_PORT", "")
+if metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qbuy-metrics-")
+
+
+def on_starting(server):
+    if metrics_port:
+        from qbuy_core import metrics
+
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+        metrics.clean(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def when_ready(server):
+    if metrics_port:
+        from qbuy_core import metrics
+
+        metrics.serve(metrics_port)
+
+
+def child_exit(server, worker):
+    if metrics_port:
+        from qbuy_core import metrics
+
+        metrics.process_exited(worker.pid)

@@ -14,6 +14,7 @@ from qbuy_core import code_store
 from qbuy_core.signals import sms_code_issued
 from qbuy_core.sms import SmsDeliveryError
 
+from . import metrics
 from .models import User
 from .phone import calling_code, normalize_phone
 from .ratelimit import Limit
@@ -61,6 +62,11 @@ def _global_limit() -> Limit:
     return Limit("sms-global", settings.SMS_GLOBAL_HOURLY_LIMIT, 3600)
 
 
+def sms_hour_count() -> int:
+    """Codes the whole site has sent in this hour's window (SMS_GLOBAL_HOURLY_LIMIT's count)."""
+    return _global_limit().count("all")
+
+
 def _sms_limits(*, phone: str, ip: str) -> list[tuple[Limit, str]]:
     """The counted limits of one code, each with its identity, in the order they are spent:
     the requester's own budgets and the phone's, then the shared ones (the country prefix, the
@@ -105,15 +111,21 @@ def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
     """
     normalized = normalize_phone(phone)
     if normalized is None:
+        metrics.sms_refused("invalid_phone")
         raise InvalidPhone(phone)
     limits = _sms_limits(phone=normalized, ip=ip)
-    _check_phone_slot(normalized)
+    with metrics.refused_as("sms-phone-interval"):
+        _check_phone_slot(normalized)
     for limit, ident in limits:
-        limit.check(ident)
-    limits[0][0].hit(limits[0][1])  # the address first: losing a race costs the racer only
-    _take_phone_slot(normalized)
+        with metrics.refused_as(limit.name):
+            limit.check(ident)
+    with metrics.refused_as(limits[0][0].name):
+        limits[0][0].hit(limits[0][1])  # the address first: losing a race costs the racer only
+    with metrics.refused_as("sms-phone-interval"):
+        _take_phone_slot(normalized)
     for limit, ident in limits[1:]:
-        count = limit.hit(ident)
+        with metrics.refused_as(limit.name):
+            count = limit.hit(ident)
     _alarm_if_due(count)  # the global limit is the last one counted
     code = generate_code(settings.SMS_CODE_LENGTH)
     try:
@@ -128,7 +140,9 @@ def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
         _limits_cache().delete(_phone_slot_key(normalized))
         for limit, ident in limits[1:]:
             limit.give_back(ident)
+        metrics.sms_refused("provider_error")
         raise
+    metrics.sms_sent()
     return normalized
 
 

@@ -74,3 +74,6 @@ def consuming(c) -> bool:
 
 
 app.steps["consumer"].add(ConsumingHeartbeat)
+
+# Metrics on METRICS_PORT for the worker and beat (config/celery_metrics.py).
+import config.celery_metrics  # noqa: E402, F401

@@ -23,7 +23,7 @@ from common.json_body import JsonBody
 from common.pagination import page_payload
 from common.session_auth import session_user
 
-from . import selectors, services, soldout
+from . import metrics, selectors, services, soldout
 from .models import Order
 from .schemas import BuyAccepted, BuyIn, OrderOut, OrderPageOut
 
@@ -92,6 +92,7 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
     gate = settings.BUY_STRATEGY == "gate"
     if gate and soldout.known(pk) and settings.SESSION_COOKIE_NAME in request.COOKIES:
         request.META[soldout.MEMO_ANSWER] = True
+        request.META[metrics.OUTCOME] = "sold_out"
         raise ApiError(409, "sold_out")
     if not request.user.is_authenticated:
         raise ApiError(401, "not_authenticated")
@@ -100,6 +101,7 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
             sale_id=pk, buyer_id=request.user.pk, quantity=payload.quantity
         )
     except services.BuyRefused as refused:
+        request.META[metrics.OUTCOME] = refused.outcome
         raise ApiError(REFUSALS[refused.outcome], refused.outcome) from None
     return Status(202, {"order": order.token, "status": order.status})
 

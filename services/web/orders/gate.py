@@ -21,6 +21,8 @@ from django.db.models import Sum
 from django_redis import get_redis_connection
 from redis.exceptions import LockError
 
+from . import metrics
+
 RESERVE = """
 local sale, buyers, resv = KEYS[1], KEYS[2], KEYS[3]
 local buyer, token, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -124,7 +126,8 @@ def reserve(*, sale_id: int, buyer_id: int, token: str, quantity: int = 1) -> Re
     # would add stock. The API refuses both first; this keeps any other caller from doing it.
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise ValueError(f"quantity must be a positive integer, not {quantity!r}")
-    outcome, left = _script(RESERVE)(keys=keys(sale_id), args=[buyer_id, token, quantity])
+    with metrics.GATE.time():
+        outcome, left = _script(RESERVE)(keys=keys(sale_id), args=[buyer_id, token, quantity])
     return Reservation(outcome.decode() if isinstance(outcome, bytes) else outcome, int(left))
 
 

@@ -35,7 +35,7 @@ from redis.exceptions import LockError, RedisError
 from qbuy_core import page_cache
 from sales.models import Sale
 
-from . import gate, soldout
+from . import gate, metrics, soldout
 from .models import CANCEL_MESSAGE_MAX, CANCELLED_BY_SHOP, Order
 
 logger = logging.getLogger("qbuy.orders")
@@ -272,11 +272,11 @@ def _settle_batch(sale_id: int, tokens: list[str] | None) -> tuple[list[str], li
         batch = list(
             pending.select_for_update(skip_locked=tokens is None)
             .order_by("pk")
-            .values_list("pk", "token", "quantity")[: settings.SETTLE_BATCH]
+            .values_list("pk", "token", "quantity", "created_at")[: settings.SETTLE_BATCH]
         )
         if not batch:
             return [], []
-        total = sum(quantity for _, _, quantity in batch)
+        total = sum(quantity for _, _, quantity, _ in batch)
         taken = Sale.objects.filter(pk=sale_id, remaining__gte=total).update(
             remaining=F("remaining") - total
         )
@@ -286,14 +286,19 @@ def _settle_batch(sale_id: int, tokens: list[str] | None) -> tuple[list[str], li
             fits, short = _allocate(sale_id, batch)
         now = timezone.now()
         if fits:
-            Order.objects.filter(pk__in=[pk for pk, _, _ in fits]).update(
+            Order.objects.filter(pk__in=[pk for pk, _, _, _ in fits]).update(
                 status=Order.Status.CONFIRMED, updated_at=now
             )
         if short:
-            Order.objects.filter(pk__in=[pk for pk, _, _ in short]).update(
+            Order.objects.filter(pk__in=[pk for pk, _, _, _ in short]).update(
                 status=Order.Status.FAILED, reason="sold_out", updated_at=now
             )
-    return [str(t) for _, t, _ in fits], [str(t) for _, t, _ in short]
+    metrics.orders_settled(
+        sale_id=sale_id,
+        confirmed=[(now - created).total_seconds() for _, _, _, created in fits],
+        failed=[(now - created).total_seconds() for _, _, _, created in short],
+    )
+    return [str(t) for _, t, _, _ in fits], [str(t) for _, t, _, _ in short]
 
 
 def _allocate(sale_id: int, batch: list) -> tuple[list, list]:

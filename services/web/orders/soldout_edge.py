@@ -30,9 +30,10 @@ from pydantic import ValidationError
 
 from common.api_errors import ApiError
 from common.json_body import json_object
+from qbuy_core.metrics import VIEW
 from qbuy_core.middleware import REQUEST_ID_HEADER, request_id_for
 
-from . import soldout
+from . import metrics, soldout
 from .schemas import BuyIn
 
 _BUY = re.compile(r"/api/sales/([0-9]+)/buy")
@@ -59,6 +60,7 @@ class SoldOutEdge:
     def __init__(self, app):
         self.app = app
         self.records: dict[bool, tuple[str, list, bytes]] = {}  # is_secure -> the answer
+        self.view = ""  # the view that gave it, for the request metrics (config/metrics.py)
         self.csrf = _CsrfCheck(self.app)
         self.security = SecurityMiddleware(self.app)
 
@@ -83,6 +85,8 @@ class SoldOutEdge:
         if record is None:
             return self._recorded(environ, start_response, secure)
         status, headers, body = record
+        environ[VIEW] = self.view
+        environ[metrics.OUTCOME] = "sold_out"
         start_response(status, [*headers, (REQUEST_ID_HEADER, request_id_for(request.META))])
         return [body]
 
@@ -137,4 +141,5 @@ class SoldOutEdge:
         headers = [(k, v) for k, v in seen["headers"] if k.lower() not in _PER_REQUEST]
         if not any(k.lower() == "set-cookie" for k, _ in headers):
             self.records[secure] = (seen["status"], headers, body)
+            self.view = environ.get(VIEW, "")
         return [body]

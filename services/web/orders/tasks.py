@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from config.worker_db import db_slot
 
-from . import services
+from . import metrics, services
 
 logger = logging.getLogger("qbuy.orders")
 
@@ -66,12 +66,14 @@ def _settle(sale_id: int) -> int:
 def reconcile_orders() -> dict:
     with db_slot():
         report = services.orders_reconcile()
-    return {
+    actions = {
         "requeued": report.requeued,
         "failed": report.failed,
         "released": report.released,
         "skipped": report.skipped,
     }
+    metrics.reconciled(actions)
+    return actions
 
 
 @shared_task

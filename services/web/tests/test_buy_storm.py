@@ -12,6 +12,7 @@ import requests
 from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import User
 from loadtests.limits import RAISED_LIMITS
@@ -130,8 +131,35 @@ def test_fire_answers_every_request_even_without_a_json_answer():
 @pytest.mark.parametrize("strategy", ["gate", "db-lock"])
 def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale, strategy):
     url = stack_env["url"]
-    start(processes, "web", stack_env, "Listening at", BUY_STRATEGY=strategy)
-    start(processes, "worker", stack_env, " ready.", CELERY_WORKER_CONCURRENCY="50")
+    ports = {name: get_port(None) for name in ("web", "worker", "beat")}
+    metrics_dir = stack_env["logs"] / "metrics"
+    start(
+        processes,
+        "web",
+        stack_env,
+        "Listening at",
+        BUY_STRATEGY=strategy,
+        METRICS_PORT=str(ports["web"]),
+        METRICS_ADDR="127.0.0.1",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    start(
+        processes,
+        "worker",
+        stack_env,
+        " ready.",
+        CELERY_WORKER_CONCURRENCY="50",
+        METRICS_PORT=str(ports["worker"]),
+        METRICS_ADDR="127.0.0.1",
+    )
+    start(
+        processes,
+        "beat",
+        stack_env,
+        "beat: Starting",
+        METRICS_PORT=str(ports["beat"]),
+        METRICS_ADDR="127.0.0.1",
+    )
     heartbeat = stack_env["logs"] / "heartbeat"  # what the Kubernetes liveness probe reads
     deadline = time.monotonic() + 10
     while not heartbeat.exists():
@@ -148,9 +176,44 @@ def test_storm_sells_exactly_the_stock(stack_env, processes, make_sale, strategy
 
     assert len(answers) >= 500
     assert_invariants(sale, answers, strategy=strategy)
+    assert_metrics_add_up(ports, metrics_dir, answers, strategy=strategy)
     # The order rows are settle_sale's result: none is stored in django-celery-results (the
     # reconciler's reports are, see test_worker_faults.py).
     assert not TaskResult.objects.filter(task_name="orders.tasks.settle_sale").exists()
+
+
+def assert_metrics_add_up(ports: dict, metrics_dir, answers: list[Answer], *, strategy) -> None:
+    """What Prometheus would scrape after the storm: the web's counts, summed over its four
+    gunicorn workers by the master, are the answers the storm got; the worker settled every
+    accepted order (db-lock confirms them in the request); beat reads them from Postgres."""
+    web, worker, beat = (scrape(ports[name]) for name in ("web", "worker", "beat"))
+    # Several processes wrote counts (one file per process and kind of metric).
+    assert len(list(metrics_dir.glob("counter_*.db"))) > 1
+    figures = summary(answers)
+    outcomes = {**figures["refusals"], "accepted": figures["statuses"].get(202, 0)}
+    counted = {labels["outcome"]: v for labels, v in web["qbuy_buy_answers_total"] if v}
+    assert counted == outcomes
+    by_status = {
+        int(labels["status"]): v
+        for labels, v in web["qbuy_http_request_duration_seconds_count"]
+        if labels["view"] == "api:buy" and labels["method"] == "POST"
+    }
+    assert by_status == figures["statuses"]
+    settled = {o["outcome"]: v for o, v in worker.get("qbuy_order_settle_seconds_count", [])}
+    assert settled == ({"confirmed": STOCK} if strategy == "gate" else {})
+    orders = {labels["state"]: v for labels, v in beat["qbuy_orders"]}
+    assert orders["confirmed"] == STOCK and orders["pending"] == 0
+    assert beat["qbuy_oldest_pending_order_seconds"] == [({}, 0)]
+
+
+def scrape(port: int) -> dict[str, list[tuple[dict, float]]]:
+    """A process's /metrics: sample name -> [(labels, value)]."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
 
 
 def test_storm_survives_a_killed_worker(stack_env, processes, make_sale):

@@ -41,6 +41,7 @@ from django.utils.deprecation import MiddlewareMixin
 from django.utils.encoding import escape_uri_path
 
 from . import page_cache
+from .metrics import VIEW
 from .outage import is_outage
 
 logger = logging.getLogger("qbuy.request")
@@ -103,7 +104,9 @@ class RequestMetaMiddleware(MiddlewareMixin):
             request.started_at = time.perf_counter()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        request.view_name = getattr(request.resolver_match, "view_name", "") or view_func.__name__
+        # Also in the environ, for the request metrics around the WSGI application.
+        name = getattr(request.resolver_match, "view_name", "") or view_func.__name__
+        request.META[VIEW] = request.view_name = name
 
     def process_exception(self, request, exception):
         if is_outage(exception):
@@ -203,6 +206,7 @@ class PathCacheMiddleware:
             if entry is not None and self.local_timeout:
                 page_cache.local_set(key, entry, self.local_timeout)
         if entry is not None:
+            request.META[VIEW] = "page-cache"
             return self._from_entry(entry, head=request.method == "HEAD")
         response = self.get_response(request)
         if (
