@@ -1,9 +1,14 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import Http404, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
+from orders import live
 from orders import services as order_services
 
 from .models import Product, Sale
@@ -78,6 +83,41 @@ class SaleAdmin(admin.ModelAdmin):
     @admin.display(description="ends", ordering="ends_at")
     def ends(self, sale):
         return _short(sale.ends_at)
+
+    def get_urls(self):
+        # Before the model's own: its "<path:object_id>/" would take ".../live/" for an id.
+        view = self.admin_site.admin_view
+        return [
+            path("<int:sale_id>/live/", view(self.live_view), name="sales_sale_live"),
+            path("<int:sale_id>/live/data/", view(self.live_data), name="sales_sale_live_data"),
+            *super().get_urls(),
+        ]
+
+    def _live_sale(self, request, sale_id: int) -> Sale:
+        # The permission first: a clerk without it learns nothing, not even which ids exist.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        sale = self.get_object(request, str(sale_id))
+        if sale is None:
+            raise Http404("No such sale.")
+        return sale
+
+    def live_view(self, request, sale_id: int):
+        """The sale as it happens: static/qbuy/live.js polls live_data and draws the charts."""
+        sale = self._live_sale(request, sale_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Live: {sale.name}",
+            "opts": self.opts,
+            "original": sale,
+            "state": STATES[sale.state()],
+            "data_url": reverse("admin:sales_sale_live_data", args=[sale.pk]),
+        }
+        return TemplateResponse(request, "admin/sales/sale/live.html", context)
+
+    def live_data(self, request, sale_id: int):
+        self._live_sale(request, sale_id)
+        return JsonResponse(live.sale_live(sale_id))
 
     def save_model(self, request, obj, form, change):
         if not change:
