@@ -9,6 +9,8 @@ status. nginx's own 429s (limit_req) never reach the app: nginx's metrics count 
 
 from prometheus_client import Counter, Histogram
 
+from . import live
+
 OUTCOME = "qbuy.buy_outcome"
 BY_STATUS = {
     202: "accepted",
@@ -40,6 +42,7 @@ RECONCILER = Counter("qbuy_reconciler_actions", "What the reconciler did, by act
 def buy_answered(*, sale_id: int, status: int, outcome: str | None) -> None:
     outcome = outcome or BY_STATUS.get(status) or ("error" if status >= 500 else "invalid")
     BUY_ANSWERS.labels(outcome).inc()
+    live.record(sale_id, outcome)
 
 
 def orders_settled(*, sale_id: int, confirmed: list[float], failed: list[float]) -> None:
@@ -47,6 +50,7 @@ def orders_settled(*, sale_id: int, confirmed: list[float], failed: list[float])
     for outcome, seconds in (("confirmed", confirmed), ("failed", failed)):
         for value in seconds:
             SETTLE.labels(outcome).observe(value)
+    live.record_settled(sale_id, confirmed + failed)
 
 
 def reconciled(report: dict) -> None:
