@@ -27,6 +27,8 @@ DATA = ROOT / ".local"
 NGINX_PORT = int(os.environ.get("QBUY_PORT", "8080"))
 WEB_PORT = int(os.environ.get("QBUY_WEB_PORT", "8000"))
 FLOWER_PORT = os.environ.get("FLOWER_PORT", "5555")
+# Each process's Prometheus metrics (qbuy_core.metrics), on loopback beside the others.
+METRICS_PORTS = {"web": "9100", "worker": "9101", "beat": "9102"}
 
 
 def render_nginx(
@@ -141,6 +143,8 @@ STOP_GRACE = 20  # seconds the processes get to stop (the worker: its task time 
 
 
 def spawn(name: str, cmd: list, env: dict) -> subprocess.Popen:
+    if name in METRICS_PORTS:
+        env = {**env, "METRICS_PORT": METRICS_PORTS[name], "METRICS_ADDR": "127.0.0.1"}
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -168,7 +172,8 @@ def supervise(commands: dict, env: dict, flower_login: str) -> int:
     restart_at: dict[str, float] = {}
     print(
         f"qbuy: http://localhost:{NGINX_PORT}/sales/  flower: http://127.0.0.1:{FLOWER_PORT}/"
-        f" ({flower_login})  (Ctrl-C stops everything)",
+        f" ({flower_login})  metrics: http://127.0.0.1:{{{','.join(METRICS_PORTS.values())}}}"
+        "/metrics  (Ctrl-C stops everything)",
         flush=True,
     )
     while not signals:
