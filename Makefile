@@ -123,6 +123,13 @@ bench-compare: deps venv
 loadtest: deps venv
 	$(PYTHON) -m loadtests.loadtest $(LOADTEST_ARGS)
 
+# A sale to watch on the stack `make up` started (loadtests/demo.py): it opens a minute later
+# and 200 Locust buyers (the locustfile above) go for its 50 items through nginx; web and nginx
+# run with the load tests' raised limits meanwhile. E.g. DEMO_ARGS="--buyers 500 --stock 100".
+.PHONY: demo
+demo: venv
+	$(PYTHON) -m loadtests.demo $(DEMO_ARGS)
+
 # docs/buy-flow.png, the README's screenshot: the browser test's confirmed step (1280 wide),
 # from a run of the buy flow against a fresh stack (services/web/tests/test_buy_flow_browser.py).
 screenshot: deps venv
