@@ -3,6 +3,8 @@
 import multiprocessing
 import os
 
+from qbuy_core import logcontext
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # Sync workers: the buy path does one Redis round trip per request, so requests are short and
 # CPU-bound; 2 x cores + 1 is gunicorn's own rule of thumb.
@@ -22,6 +24,27 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
+# LOG_FORMAT=json: gunicorn's own lines (start-up, workers, the access line) are JSON objects
+# like the application's; text keeps gunicorn's format. The access line is logged before the
+# response is closed, so it names the request, and a buy's its sale and order, like the
+# application's lines (qbuy_core.logcontext); no line is added.
+if logcontext.log_format() == "json":
+    _stream = {"class": "logging.StreamHandler", "formatter": "line", "filters": ["context"]}
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": logcontext.formatter("json")},
+        "filters": {"context": {"()": "qbuy_core.logcontext.ContextFilter"}},
+        "handlers": {
+            "error": {**_stream, "stream": "ext://sys.stderr"},
+            "access": {**_stream, "stream": "ext://sys.stdout"},
+        },
+        "root": {"handlers": ["error"], "level": "INFO"},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["error"], "propagate": False},
+            "gunicorn.access": {"handlers": ["access"], "propagate": False},
+        },
+    }
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn >= 25.1 opens a control socket for `gunicornc` in $HOME/.gunicorn/ (HOME is /app in
 # the image): nothing here uses it, the orchestrator manages gunicorn by signals, and on a

@@ -1,3 +1,6 @@
+import inspect
+import logging
+import logging.config
 import os
 import threading
 import time
@@ -5,6 +8,9 @@ from pathlib import Path
 
 from celery import Celery, bootsteps, signals
 from celery.worker import state
+from django.conf import settings
+
+from qbuy_core import logcontext
 
 # HEARTBEAT_SECONDS: the probes allow a minute; tests shorten it.
 HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "10"))
@@ -14,6 +20,61 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 app = Celery("qbuy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger("qbuy.celery")
+# The message header that carries the id of the web request that queued a task.
+REQUEST_ID_HEADER = "qbuy_request_id"
+
+
+@signals.setup_logging.connect
+def log_as_web_does(**kwargs):
+    """The worker and beat log with settings.LOGGING: LOG_FORMAT, LOG_LEVEL (what the entry
+    scripts give --loglevel) and the context fields, as web does. With a receiver here Celery
+    neither hijacks the root logger (worker_hijack_root_logger) nor puts its plain format on it
+    and on its task logger."""
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.celeryd_after_setup.connect
+def banner_as_one_line(sender, instance, **kwargs):
+    """Under LOG_FORMAT=json the worker's start-up banner (twenty lines printed to stdout) is
+    logged as one JSON line instead, so that every line of its output is an object."""
+    if settings.LOG_FORMAT == "json":
+        instance.quiet = True
+        logger.info("%s", instance.startup_info(artlines=False))
+
+
+@signals.before_task_publish.connect
+def carry_request_id(headers, **kwargs):
+    """A task queued while a web request is answered (a buy's settle_sale) logs that
+    request's id: its lines and the buy's are found together."""
+    request_id = logcontext.current().get("request_id")
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+
+
+@signals.task_prerun.connect
+def begin_log_scope(task_id, task, args, kwargs, **extra):
+    """Every line logged while a task runs, Celery's "succeeded" included, names the task,
+    its sale (a task with a ``sale_id`` argument) and the request that queued it."""
+    fields = {"task_id": task_id}
+    request_id = task.request.get(REQUEST_ID_HEADER)
+    if request_id:
+        fields["request_id"] = request_id
+    try:
+        sale_id = inspect.signature(task.run).bind(*args, **kwargs).arguments.get("sale_id")
+    except TypeError:  # arguments that do not fit: the task itself will say so
+        sale_id = None
+    if sale_id is not None:
+        fields["sale_id"] = sale_id
+    task.request.log_scope = logcontext.begin(**fields)
+
+
+@signals.task_postrun.connect
+def end_log_scope(task, **kwargs):
+    scope = getattr(task.request, "log_scope", None)
+    if scope is not None:
+        logcontext.end(scope)
 
 
 def _heartbeat_path() -> Path:

@@ -22,6 +22,7 @@ from common.api_errors import (
 from common.json_body import JsonBody
 from common.pagination import page_payload
 from common.session_auth import session_user
+from qbuy_core import logcontext
 
 from . import metrics, selectors, services, soldout
 from .models import Order
@@ -94,6 +95,8 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
         request.META[soldout.MEMO_ANSWER] = True
         request.META[metrics.OUTCOME] = "sold_out"
         raise ApiError(409, "sold_out")
+    # On every line logged from here to the answer, a session that could not be read included.
+    logcontext.bind(sale_id=pk)
     if not request.user.is_authenticated:
         raise ApiError(401, "not_authenticated")
     try:

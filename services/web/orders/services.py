@@ -32,7 +32,7 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 from redis.exceptions import LockError, RedisError
 
-from qbuy_core import page_cache
+from qbuy_core import logcontext, page_cache
 from sales.models import Sale
 
 from . import gate, metrics, soldout
@@ -70,6 +70,7 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
         if result.outcome == "sold_out" and result.stock_left == 0:
             soldout.remember(sale_id)
         raise BuyRefused(result.outcome)
+    logcontext.bind(order=token)
     order = Order(token=token, sale_id=sale_id, buyer_id=buyer_id, quantity=quantity)
     try:
         # One statement in autocommit: its own transaction, committed when Postgres answers.
@@ -253,6 +254,14 @@ def orders_settle(*, sale_id: int, tokens: list[str] | None = None) -> SettleRep
         # After the COMMIT: the reservations are orders now, or their stock comes back.
         gate.drop_many(sale_id=sale_id, tokens=confirmed)
         for token in failed:
+            # The gate accepted more than Postgres had: it should not happen, and a buyer was
+            # told 202 for nothing, so a line per order says which.
+            logger.warning(
+                "order %s failed: sale %s has no stock left in Postgres for it",
+                token,
+                sale_id,
+                extra={"order": token},
+            )
             gate.release(sale_id=sale_id, token=token, forget_buyer=True)
         if confirmed and not Sale.objects.filter(pk=sale_id, remaining__gt=0).exists():
             # update() sends no signal: drop the sale page so it says "sold_out" now.

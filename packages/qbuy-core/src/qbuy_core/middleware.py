@@ -40,7 +40,7 @@ from django.utils.cache import add_never_cache_headers, cc_delim_re, patch_cache
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.encoding import escape_uri_path
 
-from . import page_cache
+from . import logcontext, page_cache
 from .metrics import VIEW
 from .outage import is_outage
 
@@ -100,6 +100,10 @@ class RequestMetaMiddleware(MiddlewareMixin):
 
     def process_request(self, request):
         request.request_id = request_id_for(request.META)
+        # Every line logged for this request names it (the buy view adds the sale and the
+        # order) until its response is closed (qbuy_core.receivers): after Django's own line
+        # for a 5xx and gunicorn's access line, which come after process_response.
+        logcontext.begin(request_id=request.request_id)
         if self.server_timing:
             request.started_at = time.perf_counter()
 

@@ -1,10 +1,11 @@
 """Thin signal receivers: each hands its work to one module function."""
 
+from django.core.signals import request_finished
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from . import code_store, page_cache, sms
+from . import code_store, logcontext, page_cache, sms
 from .signals import sms_code_issued
 
 
@@ -27,3 +28,9 @@ def drop_cached_pages(sender, instance, **kwargs):
     page_cache.drop(paths)
     # Again after commit: a request between the two could have cached the old row again.
     transaction.on_commit(lambda: page_cache.drop(paths), robust=True)
+
+
+@receiver(request_finished, dispatch_uid="qbuy_core.receivers.end_log_scope")
+def end_log_scope(sender, **kwargs):
+    """The request's log fields (RequestMetaMiddleware) end with its response."""
+    logcontext.clear()

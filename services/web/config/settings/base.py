@@ -6,6 +6,8 @@ import environ
 import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
+from qbuy_core import logcontext
+
 from .caches import cache_config
 
 BASE_DIR = Path(__file__).resolve().parents[2]  # services/web
@@ -316,11 +318,18 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# LOG_FORMAT (qbuy_core.logcontext): json in the images, text in make local and the tests. The
+# worker and beat use this too (config/celery_app.py), gunicorn's own lines the same formatter.
+LOG_FORMAT = logcontext.log_format()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"line": logcontext.formatter(LOG_FORMAT)},
+    # The request id, sale and order of the scope (a request, a task) on each line.
+    "filters": {"context": {"()": "qbuy_core.logcontext.ContextFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # Django logs every 4xx as a WARNING line: at a sale's opening that is a line per sold-out
     # answer (thousands a second, each formatted and written); the 5xx stay logged.
