@@ -4,8 +4,8 @@ A scope starts with ``begin``: a web request in RequestMetaMiddleware (``clear``
 response is closed), a Celery task in config/celery_app.py (``end``). Code inside it adds what
 it learns with ``bind`` (the buy view the sale, order_reserve the order), and ``ContextFilter``
 on the handlers copies it all onto each record, including those of Django, Celery and
-gunicorn. Nothing is logged for it: the
-cost on the buy path is a dict update, and a line's formatting only where a line is logged.
+gunicorn. Nothing is logged for it: the cost on the buy path is a dict update, and the fields'
+formatting only where a line is logged anyway.
 
 Context variables, not thread locals: each gevent greenlet of the worker (a task) has its own.
 Django is not imported here: gunicorn's master reads this module (gunicorn.conf.py).
