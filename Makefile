@@ -7,10 +7,10 @@ MANAGE := cd services/web && ../../$(PYTHON) manage.py
 # Playwright (the browser tests) drives Debian's chromium from `make deps`: never a download.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up down local bench bench-compare loadtest fuzz screenshot clean
+.PHONY: help deps venv lock test test-stack faults engine lint fmt migrate run up observe down local bench bench-compare loadtest fuzz screenshot clean
 
 help:
-	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | down | local | bench | bench-compare | loadtest | fuzz | screenshot"
+	@echo "make test | test-stack | faults | lint | fmt | run | migrate | deps | up | observe | down | local | bench | bench-compare | loadtest | fuzz | screenshot"
 	@echo "make lock: recompile requirements/{base,dev}.in into the hashed base.txt and dev.txt"
 
 deps:
@@ -86,9 +86,16 @@ up: $(ENV_FILE) engine
 	$(BUILDER) $(COMPOSE) up --build --detach --wait
 	@echo "qbuy: http://localhost:$${QBUY_HTTP_PORT:-8080}/sales/  flower: http://localhost:$${QBUY_FLOWER_PORT:-5555}/ (FLOWER_BASIC_AUTH in $(ENV_FILE))"
 
-# make down DOWN_FLAGS=-v also drops the volumes (Postgres, Redis, static files).
+# make up with the observability profile: Prometheus (deploy/prometheus) on
+# http://localhost:9090 (QBUY_PROMETHEUS_PORT) and the exporters of nginx, Redis and Postgres.
+observe: export COMPOSE_PROFILES := observability
+observe: up
+	@echo "prometheus: http://localhost:$${QBUY_PROMETHEUS_PORT:-9090}/"
+
+# make down DOWN_FLAGS=-v also drops the volumes (Postgres, Redis, static files, Prometheus).
+# Every profile's services: without the profile named, down leaves make observe's running.
 down:
-	$(COMPOSE) down $(DOWN_FLAGS)
+	$(COMPOSE) --profile '*' down $(DOWN_FLAGS)
 
 # The container suite: make up on its own project, ports and settings, pytest against the
 # published ports, make down -v. Skipped, saying why, where no engine can be started.

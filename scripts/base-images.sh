@@ -10,7 +10,8 @@ STANDINS=deploy/standins
 CA_BUNDLE=${QBUY_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-# Every external image: the FROM lines of our Dockerfiles, the image: lines of the compose file.
+# Every external image: the FROM lines of our Dockerfiles, the image: lines of the compose file
+# (the services of every profile too: the stack suite runs with observability on).
 wanted=$(
     {
         sed -n 's/^FROM \([^ ]*\).*/\1/p' services/*/Dockerfile
@@ -50,9 +51,13 @@ if ! docker image inspect qbuy-standin/bookworm >/dev/null 2>&1; then
     rm -rf "$rootfs"
 fi
 
+# A stand-in's file is the image's name without its tag, a / made a - (prom/prometheus:v2.42.0:
+# prom-prometheus.Dockerfile).
+standin() { echo "${1%%:*}" | tr / -; }
+
 pids=""
 for image in $missing; do
-    name=${image%%:*}
+    name=$(standin "$image")
     if [ ! -f "$STANDINS/$name.Dockerfile" ]; then
         echo "no stand-in for $image ($STANDINS/$name.Dockerfile)" >&2
         exit 1
@@ -67,7 +72,7 @@ for entry in $pids; do
         echo "built stand-in ${entry#*:}"
     else
         echo "stand-in ${entry#*:} failed:" >&2
-        tail -20 "/tmp/qbuy-standin-$(echo "${entry#*:}" | cut -d: -f1).log" >&2
+        tail -20 "/tmp/qbuy-standin-$(standin "${entry#*:}").log" >&2
         failed=1
     fi
 done

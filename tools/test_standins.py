@@ -15,11 +15,25 @@ def external_images() -> set[str]:
     return {image for image in named if not image.startswith("qbuy/")}
 
 
+def standin(image: str) -> str:
+    """scripts/base-images.sh's file name for the image: no tag, a / made a -."""
+    return image.split(":")[0].replace("/", "-") + ".Dockerfile"
+
+
 def test_every_external_image_has_a_stand_in():
     images = external_images()
-    assert {"postgres", "redis", "nginx", "python"} <= {i.split(":")[0] for i in images}
+    assert {
+        "postgres",
+        "redis",
+        "nginx",
+        "python",
+        "prom/prometheus",
+        "nginx/nginx-prometheus-exporter",
+        "oliver006/redis_exporter",
+        "prometheuscommunity/postgres-exporter",
+    } <= {i.split(":")[0] for i in images}
     for image in images:
-        assert (ROOT / f"deploy/standins/{image.split(':')[0]}.Dockerfile").is_file(), image
+        assert (ROOT / "deploy/standins" / standin(image)).is_file(), image
 
 
 def test_stand_ins_build_on_the_imported_debian_base():
