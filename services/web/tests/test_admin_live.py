@@ -172,7 +172,7 @@ def wsgi_buy(application, sale, user) -> int:
 
 @pytest.mark.django_db(transaction=True)  # Django's WSGI handler closes its connections
 def test_real_buys_and_their_settling_show_in_the_live_figures(make_sale):
-    from config.wsgi import application
+    from config.wsgi import application  # here: importing it sets Django up, at collection
 
     sale = make_sale(stock=1)
     buyers = [User.objects.create_user(f"+1201555031{n}") for n in range(3)]
@@ -265,6 +265,7 @@ def test_the_live_page_follows_a_running_sale_in_chromium(live_server, make_sale
         expect(stock_now).not_to_have_text("30 of 30", timeout=10_000)
         expect(page.locator("#answers-now")).not_to_have_text("Last second: 0 buy answers.")
         expect(page.locator("#answers-legend li").first).to_contain_text("Accepted: ")
+        shots.take(page, "opening")
         opening.join()
         expect(stock_now).to_have_text("0 of 30 left.")
         expect(page.locator("#orders-now")).to_have_text(
