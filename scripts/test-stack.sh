@@ -35,7 +35,11 @@ free_port() { "$python" -c 'from port_for import get_port; print(get_port(None))
 export COMPOSE_PROJECT_NAME=qbuy-stacktest
 QBUY_HTTP_PORT=$(free_port)
 QBUY_FLOWER_PORT=$(free_port)
-export QBUY_HTTP_PORT QBUY_FLOWER_PORT QBUY_PUBLISH_ADDR=127.0.0.1
+QBUY_PROMETHEUS_PORT=$(free_port)
+export QBUY_HTTP_PORT QBUY_FLOWER_PORT QBUY_PROMETHEUS_PORT QBUY_PUBLISH_ADDR=127.0.0.1
+# Prometheus and the exporters too (make observe): the suite checks what they scrape, and that
+# Prometheus counts a storm's accepted buys as its buyers did.
+export COMPOSE_PROFILES=observability
 env_file=$(pwd)/$work/env
 export QBUY_ENV_FILE="$env_file"  # for the suite's own docker compose calls
 

@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ["docker", "compose", "-f", str(ROOT / "deploy/compose.yml")]
 URL = f"http://127.0.0.1:{os.environ.get('QBUY_HTTP_PORT', '8080')}"
 FLOWER_URL = f"http://127.0.0.1:{os.environ.get('QBUY_FLOWER_PORT', '5555')}"
+PROMETHEUS_URL = f"http://127.0.0.1:{os.environ.get('QBUY_PROMETHEUS_PORT', '9090')}"
+# Prometheus and the exporters are up (compose's observability profile, scripts/test-stack.sh).
+OBSERVED = "observability" in os.environ.get("COMPOSE_PROFILES", "").split(",")
 SMS_FILE = "/tmp/qbuy-sms.jsonl"  # noqa: S108 - SMS_FILE_PATH in the containers (test-stack.sh)
 
 
@@ -108,3 +111,32 @@ def wait_drained(sale_id: int, timeout: float = 120) -> float:
 
 def get(path: str, **kwargs) -> requests.Response:
     return requests.get(f"{URL}{path}", timeout=10, **kwargs)
+
+
+def promql(expr: str) -> list[dict]:
+    """An instant query's vector (Prometheus' HTTP API): [{"metric": {...}, "value": [t, v]}]."""
+    answer = requests.get(f"{PROMETHEUS_URL}/api/v1/query", params={"query": expr}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["data"]["result"]
+
+
+def promql_sum(expr: str) -> float:
+    """sum(expr) as a number: 0 while no process has the series yet."""
+    result = promql(f"sum({expr})")
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def wait_scraped(job: str, targets: int, after: float, timeout: float = 60) -> None:
+    """Until Prometheus has ``targets`` targets of ``job`` up, each scraped after ``after`` (a
+    time.time()): what it holds then is what those processes counted by that time."""
+    # timestamp() of the selector itself: of any other expression (up == 1) it is the query's
+    # own time, and every scrape would look fresh.
+    expr = f'timestamp(up{{job="{job}"}}) and (up{{job="{job}"}} == 1)'
+    deadline = time.monotonic() + timeout
+    while True:
+        scrapes = [float(r["value"][1]) for r in promql(expr)]
+        if len(scrapes) == targets and min(scrapes) > after:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{job}: {len(scrapes)} targets up, scraped at {scrapes}")
+        time.sleep(0.5)

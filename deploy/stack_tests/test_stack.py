@@ -8,11 +8,13 @@ the per-address limits in the suite's settings file, as settings, not edits of n
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections import Counter
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -20,7 +22,7 @@ import requests
 from loadtests import storm
 
 from . import stack
-from .stack import URL, compose
+from .stack import ROOT, URL, compose
 
 STOCK = 50
 BUYERS = 200
@@ -30,6 +32,11 @@ pytestmark = pytest.mark.skipif(
     "QBUY_STACK_ENV_FILE" not in os.environ,
     reason="the container suite runs under make test-stack (scripts/test-stack.sh)",
 )
+observed = pytest.mark.skipif(
+    not stack.OBSERVED, reason="Prometheus runs with compose's observability profile"
+)
+OBSERVABILITY = {"prometheus", "nginx-exporter", "redis-exporter", "postgres-exporter"}
+ARTIFACTS = ROOT / "artifacts/observability"
 
 
 def run_storm(name: str, first_phone: int, **fire) -> tuple[int, dict]:
@@ -56,6 +63,7 @@ def assert_sold_exactly(sale: int, summary: dict) -> dict:
 
 def test_every_service_is_up_and_healthy():
     by_service = {s["Service"]: s for s in stack.services()}
+    observability = OBSERVABILITY if stack.OBSERVED else set()
     assert set(by_service) == {
         "postgres",
         "redis",
@@ -66,19 +74,23 @@ def test_every_service_is_up_and_healthy():
         "beat",
         "flower",
         "nginx",
+        *observability,
     }
     assert by_service["migrate"]["State"] == "exited" and by_service["migrate"]["ExitCode"] == 0
     for name in ("postgres", "redis", "redis-cache", "web", "worker", "beat", "flower", "nginx"):
         assert by_service[name]["State"] == "running", by_service[name]
         assert by_service[name]["Health"] == "healthy", by_service[name]
-    # Published on loopback only (QBUY_PUBLISH_ADDR).
-    published = {
-        p["URL"]
-        for s in by_service.values()
-        for p in s.get("Publishers") or []
-        if p.get("PublishedPort")
-    }
-    assert published == {"127.0.0.1"}
+    for name in observability:  # the exporters' images have no shell for a health check
+        assert by_service[name]["State"] == "running", by_service[name]
+    # Published on loopback only (QBUY_PUBLISH_ADDR), and only the ports for people: never
+    # the processes' metrics (9100) nor nginx's stub_status (8081).
+    publishers = [
+        p for s in by_service.values() for p in s.get("Publishers") or [] if p.get("PublishedPort")
+    ]
+    assert {p["URL"] for p in publishers} == {"127.0.0.1"}
+    assert {p["TargetPort"] for p in publishers} == {8080, 5555} | (
+        {9090} if observability else set()
+    )
     assert stack.manage("migrate", "--check").returncode == 0
     assert stack.get("/readyz").status_code == 200
 
@@ -121,6 +133,18 @@ def test_flower_behind_its_password():
     assert requests.get(f"{stack.FLOWER_URL}/healthcheck", timeout=10).text == "OK"
 
 
+def test_metrics_are_on_the_internal_network_only():
+    """The web's metrics answer on its own port inside the compose network; through the
+    published nginx, /metrics in any spelling is nginx's 404."""
+    scrape = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9100/metrics').read())"
+    inside = compose("exec", "-T", "web", "python", "-c", scrape).stdout
+    assert "qbuy_http_request_duration_seconds" in inside
+    for path in ("/metrics", "/metrics/", "/METRICS", "//metrics", "/%6Detrics", "/metrics?x=1"):
+        answer = stack.get(path)
+        assert answer.status_code == 404, path
+        assert "qbuy_" not in answer.text, path
+
+
 def test_nginx_errors_on_the_api_are_json():
     too_large = requests.post(f"{URL}/api/auth/code", data=b"x" * (2 * 1024 * 1024), timeout=10)
     assert too_large.status_code == 413
@@ -139,6 +163,35 @@ def test_a_buy_through_nginx_ends_confirmed():
             break
         time.sleep(0.2)
     assert order["status"] == "confirmed", order
+
+
+@observed
+def test_prometheus_scrapes_every_process_and_exporter():
+    """Each job of deploy/prometheus/prometheus.yml is up (Flower's through its login), each
+    exporter reaches what it watches, and web, worker and beat each send qbuy's own series."""
+    expected = {
+        "prometheus": 1,
+        "web": 1,
+        "worker": 1,
+        "beat": 1,
+        "flower": 1,
+        "nginx": 1,
+        "redis": 2,
+        "postgres": 1,
+    }
+    deadline = time.monotonic() + 60
+    while (up := by_job("count by (job) (up == 1)")) != expected:
+        assert time.monotonic() < deadline, f"targets up by job: {up}"
+        time.sleep(1)
+    # An exporter's own `up` is only the exporter answering: these say it reached its server.
+    for expr, instances in (("nginx_up == 1", 1), ("redis_up == 1", 2), ("pg_up == 1", 1)):
+        assert len(stack.promql(expr)) == instances, expr
+    qbuy = by_job('count by (job) ({__name__=~"qbuy_.+", job!=""})')
+    assert {"web", "worker", "beat"} <= set(qbuy), qbuy
+
+
+def by_job(expr: str) -> dict[str, int]:
+    return {r["metric"]["job"]: int(r["value"][1]) for r in stack.promql(expr)}
 
 
 STAFF_PASSWORD = "kettle-sale-4-ever-quiet"  # noqa: S105 - a test account
@@ -260,6 +313,50 @@ def test_storm_over_replicas():
     assert len(stack.containers("beat")) == 1
     compose("up", "-d", "--no-recreate", "--scale", "web=1", "--scale", "worker=1")
     stack.wait_healthy()
+
+
+ACCEPTED = 'qbuy_buy_answers_total{outcome="accepted"}'
+
+
+@observed
+def test_prometheus_counts_every_accepted_buy_of_a_storm_over_replicas():
+    """Issue 21's deployed check: what Prometheus sums over every web replica (each one a
+    target, found by compose's DNS) grows by exactly the storm's 202s. Both readings are taken
+    from scrapes that began after the moment they stand for: no buy in flight, none missed."""
+    compose("up", "-d", "--no-recreate", "--scale", "web=2")
+    try:
+        stack.wait_healthy()
+        stack.wait_scraped("web", 2, after=time.time())
+        before = stack.promql_sum(ACCEPTED)
+        sale, summary = run_storm("storm watched by Prometheus, 2 web", first_phone=4000)
+        assert_sold_exactly(sale, summary)
+        stack.wait_scraped("web", 2, after=time.time())
+        counted = stack.promql_sum(ACCEPTED) - before
+        print(f"Prometheus: sum({ACCEPTED}) grew by {counted:g}; the storm got 202 x {STOCK}")
+        assert counted == len(summary["accepted"]) == STOCK
+        screenshot_prometheus(f"sum({ACCEPTED})")
+    finally:
+        compose("up", "-d", "--no-recreate", "--scale", "web=1")
+        stack.wait_healthy()
+
+
+def screenshot_prometheus(expr: str) -> None:
+    """The query in Prometheus' own page, as a table and as a graph of the last minutes, for a
+    person to look at (artifacts/observability/)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=["--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        for tab, name in ((1, "table"), (0, "graph")):
+            query = urlencode({"g0.expr": expr, "g0.tab": tab, "g0.range_input": "5m"})
+            page.goto(f"{stack.PROMETHEUS_URL}/graph?{query}")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=ARTIFACTS / f"prometheus-accepted-{name}.png", full_page=True)
+        browser.close()
 
 
 def test_nginx_follows_a_recreated_web():
