@@ -598,7 +598,8 @@ def describe_gunicorn(r: Rig) -> dict:
         if booted >= conf["workers"] or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    worker_class = re.search(r"Using worker: (\S+)", log)
+    # [\w.]: the class's name ends the match whether the line is text or a JSON object.
+    worker_class = re.search(r"Using worker: ([\w.]+)", log)
     return {
         "config": str(GUNICORN_CONF.relative_to(ROOT)),
         "worker_class": worker_class.group(1) if worker_class else "?",
