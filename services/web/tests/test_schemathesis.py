@@ -114,3 +114,10 @@ def test_calls_carry_a_logged_in_buyer(live):
     answer = case.call(base_url=live.url)
     assert answer.status_code == 200, answer.text
     assert answer.json()["user"]["phone"].startswith("+1")
+
+
+def test_a_long_request_line_gets_the_apis_json_answer(live):
+    """A query of 4-8 KB (nginx reads lines up to 8 KB) reaches Django, not gunicorn's HTML 414."""
+    answer = requests.get(f"{live.url}/api/orders/?page={'9' * 6000}", timeout=10)
+    assert answer.status_code == 401, answer.text[:200]
+    assert answer.json() == {"error": "not_authenticated"}
