@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django_celery_results.models import TaskResult
 from port_for import get_port
 
@@ -100,7 +100,18 @@ def send(sale, tokens):
 
 
 def wait_settled(sale_id: int, timeout: float) -> float:
-    connection.close()  # the test's own connection died with the server
+    # The test's own connection died with the server, and a restarted Postgres may still say
+    # "the database system is starting up" (seen on a loaded machine): wait for it to answer.
+    deadline = time.monotonic() + timeout
+    while True:
+        connection.close()
+        try:
+            connection.ensure_connection()
+            break
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     return wait_drained(sale_id, timeout=timeout)
 
 
