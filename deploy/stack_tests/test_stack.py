@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -287,57 +288,59 @@ def test_storm_through_nginx_sells_exactly_the_stock():
     assert_sold_exactly(sale, summary)
 
 
-def test_storm_over_replicas():
+@pytest.fixture(scope="class")
+def replicas() -> Iterator[list[str]]:
+    """3 web + 2 workers for the tests of a class (the web containers), then one of each."""
     compose("up", "-d", "--no-recreate", "--scale", "web=3", "--scale", "worker=2")
-    stack.wait_healthy()
-    webs = stack.containers("web")
-    assert len(webs) == 3 and len(stack.containers("worker")) == 2
-    since = time.time()
-    sale, summary = run_storm("storm over 3 web + 2 workers", first_phone=1000)
-    assert_sold_exactly(sale, summary)
-    # nginx resolves `web` to every replica: each one answered part of the storm.
-    split = Counter()
-    for container in webs:
-        logs = subprocess.run(
-            ["docker", "logs", "--since", str(int(since)), container],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        split[container[:12]] = len(
-            re.findall(rf"POST /api/sales/{sale}/buy", logs.stdout + logs.stderr)
-        )
-    print(f"buy requests per web replica: {dict(split)}")
-    assert sum(split.values()) == summary["requests"]
-    assert min(split.values()) > summary["requests"] / 10
-    assert len(stack.containers("beat")) == 1
-    compose("up", "-d", "--no-recreate", "--scale", "web=1", "--scale", "worker=1")
-    stack.wait_healthy()
+    try:
+        stack.wait_healthy()
+        webs = stack.containers("web")
+        assert len(webs) == 3 and len(stack.containers("worker")) == 2
+        yield webs
+    finally:
+        compose("up", "-d", "--no-recreate", "--scale", "web=1", "--scale", "worker=1")
+        stack.wait_healthy()
 
 
 ACCEPTED = 'qbuy_buy_answers_total{outcome="accepted"}'
 
 
-@observed
-def test_prometheus_counts_every_accepted_buy_of_a_storm_over_replicas():
-    """Issue 21's deployed check: what Prometheus sums over every web replica (each one a
-    target, found by compose's DNS) grows by exactly the storm's 202s. Both readings are taken
-    from scrapes that began after the moment they stand for: no buy in flight, none missed."""
-    compose("up", "-d", "--no-recreate", "--scale", "web=2")
-    try:
-        stack.wait_healthy()
-        stack.wait_scraped("web", 2, after=time.time())
-        before = stack.promql_sum(ACCEPTED)
-        sale, summary = run_storm("storm watched by Prometheus, 2 web", first_phone=4000)
+class TestOverReplicas:
+    def test_storm(self, replicas):
+        since = time.time()
+        sale, summary = run_storm("storm over 3 web + 2 workers", first_phone=1000)
         assert_sold_exactly(sale, summary)
-        stack.wait_scraped("web", 2, after=time.time())
+        # nginx resolves `web` to every replica: each one answered part of the storm.
+        split = Counter()
+        for container in replicas:
+            logs = subprocess.run(
+                ["docker", "logs", "--since", str(int(since)), container],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            split[container[:12]] = len(
+                re.findall(rf"POST /api/sales/{sale}/buy", logs.stdout + logs.stderr)
+            )
+        print(f"buy requests per web replica: {dict(split)}")
+        assert sum(split.values()) == summary["requests"]
+        assert min(split.values()) > summary["requests"] / 10
+        assert len(stack.containers("beat")) == 1
+
+    @observed
+    def test_prometheus_counts_every_accepted_buy(self, replicas):
+        """Issue 21's deployed check: what Prometheus sums over every web replica (each one a
+        target, found by compose's DNS) grows by exactly the storm's 202s. Both readings come
+        from scrapes begun after the moment they stand for: no buy in flight, none missed."""
+        stack.wait_scraped("web", len(replicas), after=time.time())
+        before = stack.promql_sum(ACCEPTED)
+        sale, summary = run_storm("storm watched by Prometheus", first_phone=4000)
+        assert_sold_exactly(sale, summary)
+        stack.wait_scraped("web", len(replicas), after=time.time())
         counted = stack.promql_sum(ACCEPTED) - before
         print(f"Prometheus: sum({ACCEPTED}) grew by {counted:g}; the storm got 202 x {STOCK}")
         assert counted == len(summary["accepted"]) == STOCK
         screenshot_prometheus(f"sum({ACCEPTED})")
-    finally:
-        compose("up", "-d", "--no-recreate", "--scale", "web=1")
-        stack.wait_healthy()
 
 
 def screenshot_prometheus(expr: str) -> None:
