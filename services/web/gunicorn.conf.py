@@ -33,6 +33,7 @@ errorlog = "-"
 # response is closed, so it names the request, and a buy's its sale and order, like the
 # application's lines (qbuy_core.logcontext); no line is added.
 if logcontext.log_format() == "json":
+    logger_class = "qbuy_core.access_log.JsonAccessLogger"
     _stream = {"class": "logging.StreamHandler", "formatter": "line", "filters": ["context"]}
     logconfig_dict = {
         "version": 1,

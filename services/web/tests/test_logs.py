@@ -146,6 +146,9 @@ def test_a_buy_settled_by_the_worker_is_named_on_its_lines_in_both(stack, make_s
     access = one(as_json(web_lines), logger="gunicorn.access", request_id=request_id)
     assert f"/api/sales/{sale.pk}/buy" in access["message"]
     assert (access["sale_id"], access["order"]) == (sale.pk, order)
+    # The request's own fields (qbuy_core.access_log), not only an Apache-style string.
+    assert (access["status"], access["remote"]) == (202, "127.0.0.1")
+    assert access["bytes"] > 0 and access["seconds"] > 0
     records = as_json(worker_lines)
     failed = one(records, level="WARNING", order=order)
     assert failed["logger"] == "qbuy.orders"
