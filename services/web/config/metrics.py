@@ -13,7 +13,7 @@ import time
 from prometheus_client import Histogram
 
 from orders import metrics as buy_metrics
-from qbuy_core.metrics import VIEW
+from qbuy_core.metrics import VIEW, tally
 
 REQUESTS = Histogram(
     "qbuy_http_request_duration_seconds",
@@ -46,7 +46,7 @@ class RequestMetrics:
         child = self.children.get(key)
         if child is None:
             child = self.children[key] = REQUESTS.labels(*key)
-        child.observe(time.perf_counter() - started)
+        tally.observe(child, time.perf_counter() - started)
         if key[1] == "POST":
             match = _BUY.fullmatch(environ.get("PATH_INFO", ""))
             if match is not None:

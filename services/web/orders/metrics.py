@@ -9,6 +9,8 @@ status. nginx's own 429s (limit_req) never reach the app: nginx's metrics count 
 
 from prometheus_client import Counter, Histogram
 
+from qbuy_core.metrics import tally
+
 from . import live
 
 OUTCOME = "qbuy.buy_outcome"
@@ -39,9 +41,15 @@ SETTLE = Histogram(
 RECONCILER = Counter("qbuy_reconciler_actions", "What the reconciler did, by action.", ["action"])
 
 
+_answers: dict[str, object] = {}  # outcome -> its counter (labels() locks and builds a key)
+
+
 def buy_answered(*, sale_id: int, status: int, outcome: str | None) -> None:
     outcome = outcome or BY_STATUS.get(status) or ("error" if status >= 500 else "invalid")
-    BUY_ANSWERS.labels(outcome).inc()
+    child = _answers.get(outcome)
+    if child is None:
+        child = _answers[outcome] = BUY_ANSWERS.labels(outcome)
+    tally.inc(child)
     live.record(sale_id, outcome)
 
 

@@ -186,6 +186,7 @@ def assert_metrics_add_up(ports: dict, metrics_dir, answers: list[Answer], *, st
     """What Prometheus would scrape after the storm: the web's counts, summed over its four
     gunicorn workers by the master, are the answers the storm got; the worker settled every
     accepted order (db-lock confirms them in the request); beat reads them from Postgres."""
+    time.sleep(1.5)  # the web's processes add their counts once a second (qbuy_core.metrics)
     web, worker, beat = (scrape(ports[name]) for name in ("web", "worker", "beat"))
     # Several processes wrote counts (one file per process and kind of metric).
     assert len(list(metrics_dir.glob("counter_*.db"))) > 1

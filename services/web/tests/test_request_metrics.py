@@ -6,20 +6,23 @@ import json
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from config.metrics import RequestMetrics
 from orders.soldout_edge import SoldOutEdge
+from qbuy_core.metrics import Tally, tally
 from tests.test_soldout_edge import call, environ, shop  # noqa: F401 (shop: a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def counted(outcome: str) -> float:
+    tally.flush()  # what the flush thread adds within a second
     return REGISTRY.get_sample_value("qbuy_buy_answers_total", {"outcome": outcome}) or 0
 
 
 def requests(view: str, method: str, status: str) -> float:
+    tally.flush()
     labels = {"view": view, "method": method, "status": status}
     return REGISTRY.get_sample_value("qbuy_http_request_duration_seconds_count", labels) or 0
 
@@ -59,3 +62,35 @@ def test_every_request_is_counted_by_view_and_status(shop):  # noqa: F811
 
     assert requests("healthz", "GET", "200") - health == 1
     assert requests("none", "GET", "404") - missing == 1
+
+
+def test_a_tally_adds_what_the_metrics_own_calls_would():
+    """qbuy_core.metrics.Tally writes a histogram's sum and buckets itself (prometheus_client
+    has no call for many values at once): the same samples as observe() and inc(), one by one."""
+    registry = CollectorRegistry()
+    buckets = (0.01, 0.1, 1)
+    direct = Histogram("direct", "", buckets=buckets, registry=registry)
+    tallied = Histogram("tallied", "", buckets=buckets, registry=registry)
+    hits = Counter("hits", "", registry=registry)
+    counts = Tally(interval=3600)
+    values = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 30]
+    for value in values:
+        direct.observe(value)
+        counts.observe(tallied, value)
+        counts.inc(hits)
+    assert registry.get_sample_value("hits_total") == 0  # nothing before the flush
+    counts.flush()
+    counts.flush()  # a second flush adds nothing
+
+    def samples(name):
+        return {
+            (s.name.removeprefix(name), tuple(sorted(s.labels.items()))): s.value
+            for metric in registry.collect()
+            if metric.name == name
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples("tallied") == samples("direct")
+    assert samples("tallied")[("_count", ())] == len(values)
+    assert registry.get_sample_value("hits_total") == len(values)

@@ -11,9 +11,13 @@ serves their sum (services/web/gunicorn.conf.py). The variable has to be in the 
 before prometheus_client is first imported in a process: it chooses how values are stored then.
 """
 
+import atexit
+import bisect
 import glob
 import logging
 import os
+import threading
+import time
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
@@ -66,3 +70,67 @@ def process_exited(pid: int) -> None:
     """A worker process is gone: its live gauges stop counting (its counters stay summed)."""
     if multiproc_dir() is not None:
         multiprocess.mark_process_dead(pid)
+
+
+class Tally:
+    """Counts kept in this process's memory and added to their metrics once a second.
+
+    In multi-process mode every ``inc`` and ``observe`` writes a memory-mapped file under a
+    lock: three writes per sold-out answer, which took the buy storm to 0.94x of the commit
+    before the metrics (make bench-compare). Here an answer costs a dict update; a daemon
+    thread, started by the first count (and again in a forked child), adds each second's
+    counts. A scrape sees them up to a second late; a process that exits adds its last ones.
+    A histogram is written the way its own ``observe`` writes it: the sum, and the first
+    bucket whose bound holds the value (prometheus_client keeps buckets uncumulated).
+    """
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()  # a lock held in the parent at fork would stay held
+        self._counts: dict = {}  # a counter -> n, or (a histogram, bucket index) -> n
+        self._sums: dict = {}  # a histogram -> the sum of its values
+        self._thread: threading.Thread | None = None
+
+    def inc(self, counter) -> None:
+        with self._lock:
+            self._counts[counter] = self._counts.get(counter, 0) + 1
+        if self._thread is None:
+            self._start()
+
+    def observe(self, histogram, value: float) -> None:
+        key = (histogram, bisect.bisect_left(histogram._upper_bounds, value))
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            self._sums[histogram] = self._sums.get(histogram, 0.0) + value
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="qbuy-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            sums, self._sums = self._sums, {}
+        for key, count in counts.items():
+            if isinstance(key, tuple):
+                histogram, index = key
+                histogram._buckets[index].inc(count)
+            else:
+                key.inc(count)
+        for histogram, total in sums.items():
+            histogram._sum.inc(total)
+
+
+tally = Tally()
