@@ -10,11 +10,13 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 import requests
 from django.test import Client
 from port_for import get_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings.caches import cache_config
 from loadtests.storm import log_in_buyers, sms_file_codes
@@ -34,7 +36,7 @@ def stack(tmp_path_factory):
     try:
         for server in (postgres, redis):
             servers.append(server.start())
-        port = get_port(None)
+        port, metrics_port = get_port(None), get_port(None)
         env = base_env(
             DJANGO_SETTINGS_MODULE="config.settings.test",
             DATABASE_URL=postgres.url,
@@ -46,6 +48,8 @@ def stack(tmp_path_factory):
             GUNICORN_BIND=f"127.0.0.1:{port}",
             GUNICORN_WORKERS="1",  # one process: one locmem page cache to warm
             CONN_MAX_AGE="60",  # kept connections must heal too
+            METRICS_PORT=str(metrics_port),
+            METRICS_ADDR="127.0.0.1",
         )
         sale_args = ["create_sale", "--name", "Kettle", "--stock", "5"]
         for args in (["migrate", "--no-input"], sale_args):
@@ -61,6 +65,7 @@ def stack(tmp_path_factory):
         web = Process("web", env, logs, "Listening at").start()
         yield {
             "url": f"http://127.0.0.1:{port}",
+            "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
             "sale": sale_id,
             "postgres": postgres,
             "redis": redis,
@@ -139,6 +144,7 @@ def test_postgres_outage_is_503_cached_pages_still_serve_then_it_heals(stack):
     for page in (sale_page, f"{url}/sales/"):
         assert requests.get(page, timeout=TIMEOUT).status_code == 200  # now in the page cache
     newcomer = log_in(stack, 20)
+    before = buy_outcomes(stack)
     stack["postgres"].halt()
     try:
         # Who asks needs no Postgres: the session and its user are in Redis (user_cache), and
@@ -165,6 +171,24 @@ def test_postgres_outage_is_503_cached_pages_still_serve_then_it_heals(stack):
     assert r.status_code == 200, r.text
     assert r.json()["user"]["phone"] == "+12015550002"
     assert session.get(f"{url}/api/orders/{token}", timeout=TIMEOUT).json()["order"] == token
+    # What Prometheus was told meanwhile: the 503 as "unavailable", the refusal as itself.
+    after = buy_outcomes(stack)
+    assert after - before == Counter({"unavailable": 1, "already_bought": 1})
+
+
+def buy_outcomes(stack) -> Counter:
+    """The web's qbuy_buy_answers_total by outcome, once its processes have added their last
+    second of counts (qbuy_core.metrics.Tally)."""
+    time.sleep(1.5)
+    text = requests.get(stack["metrics"], timeout=TIMEOUT).text
+    return Counter(
+        {
+            sample.labels["outcome"]: int(sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "qbuy_buy_answers_total"
+        }
+    )
 
 
 def test_logout_during_a_redis_outage_is_503_and_says_the_session_lives_on(stack):
