@@ -251,18 +251,9 @@ def test_metric_names_refuses_what_it_cannot_check(expr):
 # --- real scrapes ------------------------------------------------------------------------------
 
 
-class _MetricsRig(Rig):
-    """The native stack, web, worker and beat each serving its metrics on a port of its own."""
-
-    def __init__(self, workdir: Path, **kwargs):
-        super().__init__(workdir, **kwargs)
-        self.metrics_ports = {name: get_port(None) for name in ("web", "worker", "beat")}
-
-    def start(self, name: str, **env: str) -> Process:
-        env.update(METRICS_PORT=str(self.metrics_ports[name]), METRICS_ADDR="127.0.0.1")
-        if name == "web":  # gunicorn's workers and master share their values through files
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.dir / "web-metrics")
-        return super().start(name, **env)
+def _metrics_url(rig: Rig, name: str) -> str:
+    """Where the rig's ``name`` serves its metrics (loadtests.rig gives each a port)."""
+    return f"http://127.0.0.1:{rig.processes[name].env['METRICS_PORT']}/metrics"
 
 
 def _sample_names(url: str) -> set[str]:
@@ -288,7 +279,7 @@ def scraped(tmp_path_factory) -> Iterator[set[str]]:
     status_port = get_port(None)
     settings = {**deployed_settings(), "NGINX_STATUS_LISTEN": f"127.0.0.1:{status_port}"}
     exporters = []
-    with _MetricsRig(workdir, settings=settings, nginx=True, supervise=False) as rig:
+    with Rig(workdir, settings=settings, nginx=True, supervise=False) as rig:
         try:
             (session,) = storm.log_in_buyers(
                 rig.url, storm.sms_file_codes(workdir / "sms.jsonl"), 1
@@ -299,7 +290,7 @@ def scraped(tmp_path_factory) -> Iterator[set[str]]:
             assert answer.status == 202, answer
             assert rig.wait_settled(sale, started + 1, timeout=30)[0] == 0
             # The worker counts an order settled just after its batch's COMMIT.
-            worker = f"http://127.0.0.1:{rig.metrics_ports['worker']}/metrics"
+            worker = _metrics_url(rig, "worker")
             deadline = time.monotonic() + 10
             while "qbuy_order_settle_seconds_count" not in _sample_names(worker):
                 assert time.monotonic() < deadline, "the worker never counted the order settled"
@@ -327,7 +318,7 @@ def scraped(tmp_path_factory) -> Iterator[set[str]]:
                 f"http://127.0.0.1:{postgres_port}/metrics",
                 f"http://127.0.0.1:{nginx_port}/metrics",
             ]
-            urls += [f"http://127.0.0.1:{port}/metrics" for port in rig.metrics_ports.values()]
+            urls += [_metrics_url(rig, name) for name in ("web", "worker", "beat")]
             names: set[str] = set()
             for url in urls:
                 names |= _sample_names(url)
