@@ -1,11 +1,7 @@
 """SMS codes sent and refused, by reason: the SMS bill and the limits at work (qbuy_core.metrics
 serves them)."""
 
-import contextlib
-
 from prometheus_client import Counter
-
-from .ratelimit import RateLimited
 
 SMS_CODES = Counter(
     "qbuy_sms_codes",
@@ -20,13 +16,3 @@ def sms_sent() -> None:
 
 def sms_refused(reason: str) -> None:
     SMS_CODES.labels("refused", reason).inc()
-
-
-@contextlib.contextmanager
-def refused_as(reason: str):
-    """Count a RateLimited raised inside as refused for ``reason``, and let it go on."""
-    try:
-        yield
-    except RateLimited:
-        sms_refused(reason)
-        raise

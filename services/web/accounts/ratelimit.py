@@ -21,6 +21,7 @@ from django.core.cache import caches
 @dataclass
 class RateLimited(Exception):
     retry_after: int
+    limit: str = ""  # the name of the limit that refused (the SMS metrics count by it)
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,14 @@ class Limit:
             cache.add(key, 1, timeout=self.window)
             count = 1
         if count > self.limit:
-            raise RateLimited(retry_after=retry_after)
+            raise RateLimited(retry_after=retry_after, limit=self.name)
         return count
 
     def check(self, ident: str) -> None:
         """Raise RateLimited when the budget is spent, without counting."""
         key, retry_after = self._key(ident, time.time())
         if (_cache().get(key) or 0) >= self.limit:
-            raise RateLimited(retry_after=retry_after)
+            raise RateLimited(retry_after=retry_after, limit=self.name)
 
     def give_back(self, ident: str) -> None:
         """Undo one hit() of this window (an event that did not happen after all)."""

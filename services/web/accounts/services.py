@@ -55,7 +55,9 @@ def _take_phone_slot(phone: str) -> None:
 
 def _refuse_phone_slot(sent_at: int) -> None:
     elapsed = int(time.time()) - sent_at
-    raise RateLimited(retry_after=max(1, settings.SMS_PHONE_INTERVAL - elapsed))
+    raise RateLimited(
+        retry_after=max(1, settings.SMS_PHONE_INTERVAL - elapsed), limit="sms-phone-interval"
+    )
 
 
 def _global_limit() -> Limit:
@@ -114,18 +116,17 @@ def sms_code_request(*, phone: str, ip: str, path: str, sender=None) -> str:
         metrics.sms_refused("invalid_phone")
         raise InvalidPhone(phone)
     limits = _sms_limits(phone=normalized, ip=ip)
-    with metrics.refused_as("sms-phone-interval"):
+    try:
         _check_phone_slot(normalized)
-    for limit, ident in limits:
-        with metrics.refused_as(limit.name):
+        for limit, ident in limits:
             limit.check(ident)
-    with metrics.refused_as(limits[0][0].name):
         limits[0][0].hit(limits[0][1])  # the address first: losing a race costs the racer only
-    with metrics.refused_as("sms-phone-interval"):
         _take_phone_slot(normalized)
-    for limit, ident in limits[1:]:
-        with metrics.refused_as(limit.name):
+        for limit, ident in limits[1:]:
             count = limit.hit(ident)
+    except RateLimited as refused:
+        metrics.sms_refused(refused.limit)
+        raise
     _alarm_if_due(count)  # the global limit is the last one counted
     code = generate_code(settings.SMS_CODE_LENGTH)
     try:

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django_redis.cache import RedisCache
+from prometheus_client import REGISTRY
 
 from accounts import services
 from accounts.ratelimit import Limit
@@ -338,6 +339,33 @@ def test_second_code_for_same_phone_within_interval_is_rate_limited(settings):
     assert 0 < exc.value.retry_after <= settings.SMS_PHONE_INTERVAL == 60
     assert len(sms.outbox) == 1
     assert caches["codes"].get(code_key()) == code  # the first code is still the live one
+
+
+def test_each_code_request_is_counted_for_prometheus_by_what_refused_it(settings):
+    """qbuy_sms_codes_total: sent, or refused with the name of the limit that refused."""
+    settings.SMS_IP_HOURLY_LIMIT = 1
+
+    def counted(result, reason):
+        labels = {"result": result, "reason": reason}
+        return REGISTRY.get_sample_value("qbuy_sms_codes_total", labels) or 0
+
+    before = {
+        key: counted(*key)
+        for key in [("sent", ""), ("refused", "sms-phone-interval"), ("refused", "sms-ip")]
+    }
+    issue(phone=PHONE, ip=IP)
+    for phone, ip in (
+        (PHONE, OTHER_IP),
+        (OTHER_PHONE, IP),
+    ):  # the phone's minute; the address's hour
+        with pytest.raises(services.RateLimited):
+            services.sms_code_request(phone=phone, ip=ip, path="/test/")
+
+    assert {key: counted(*key) - n for key, n in before.items()} == {
+        ("sent", ""): 1,
+        ("refused", "sms-phone-interval"): 1,
+        ("refused", "sms-ip"): 1,
+    }
 
 
 def test_phone_limit_does_not_affect_other_phones():
