@@ -360,14 +360,11 @@ def test_custom_resources_are_checked_against_their_crds(tmp_path):
     result = lint.kubernetes(overlay)
     assert result.returncode != 0 and b"'jobLabels' was unexpected" in result.stdout
 
-    (k8s / "components/keda/scaledjob.yaml").write_text(
-        "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: x}\nspec: {}\n"
-    )
-    kustomization = k8s / "components/keda/kustomization.yaml"
-    kustomization.write_text(
-        kustomization.read_text().replace(
-            "  - networkpolicy.yaml\n", "  - networkpolicy.yaml\n  - scaledjob.yaml\n"
-        )
+    add_resource(
+        k8s / "components/keda",
+        "scaledjob.yaml",
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: x}\nspec: {}\n",
+        after="networkpolicy.yaml",
     )
     result = lint.kubernetes(overlay)
     assert result.returncode != 0 and b"no schema for keda.sh/v1alpha1 ScaledJob" in result.stdout
@@ -376,12 +373,21 @@ def test_custom_resources_are_checked_against_their_crds(tmp_path):
 def test_a_kind_no_schema_knows_is_refused(tmp_path):
     base = tmp_path / "base"
     shutil.copytree(lint.ROOT / "k8s/base", base)
-    (base / "odd.yaml").write_text("apiVersion: example.com/v1\nkind: Odd\nmetadata: {name: x}\n")
-    kustomization = base / "kustomization.yaml"
-    kustomization.write_text(
-        kustomization.read_text().replace(
-            "  - namespace.yaml\n", "  - namespace.yaml\n  - odd.yaml\n"
-        )
+    add_resource(
+        base,
+        "odd.yaml",
+        "apiVersion: example.com/v1\nkind: Odd\nmetadata: {name: x}\n",
+        after="namespace.yaml",
     )
     result = lint.kubernetes(base)
     assert result.returncode != 0 and b"Couldn't find schema for kind Odd" in result.stdout
+
+
+def add_resource(folder, name: str, manifest: str, *, after: str) -> None:
+    """Write ``manifest`` as ``name`` in a copied kustomization ``folder`` and list it there,
+    after the resource ``after``."""
+    (folder / name).write_text(manifest)
+    kustomization = folder / "kustomization.yaml"
+    listed = f"  - {after}\n"
+    assert listed in kustomization.read_text()
+    kustomization.write_text(kustomization.read_text().replace(listed, f"{listed}  - {name}\n"))

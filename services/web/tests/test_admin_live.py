@@ -1,15 +1,12 @@
 """The admin's live sale view (issue 21): who may see it, its figures, and the page in Chromium
 while a sale runs."""
 
-import io
 import threading
 import time
 
 import pytest
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import Permission
 from django.db import connection
-from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -19,10 +16,10 @@ from accounts.backends import SMS_CODE_BACKEND
 from accounts.models import User
 from orders import live, services
 from orders.models import Order
-from qbuy_core.sessions import SessionStore
 from sales.models import Sale
 
 from .browser import NOT_IN_WORDS, Shots, chromium, logged_in_page, session_key
+from .wsgi import call, code_session, environ
 
 PASSWORD = "a-long-enough-admin-password"
 
@@ -130,44 +127,9 @@ def test_an_unknown_sale_is_404(db):
 # --- A real buy, through the whole WSGI stack the web serves (config/wsgi.py) ------------------
 
 
-def buyer_cookie(user) -> dict:
-    session = SessionStore()
-    session.update(
-        {
-            SESSION_KEY: str(user.pk),
-            BACKEND_SESSION_KEY: SMS_CODE_BACKEND,
-            HASH_SESSION_KEY: user.get_session_auth_hash(),
-        }
-    )
-    session.create()
-    secret = _get_new_csrf_string()
-    return {
-        "HTTP_COOKIE": f"SESSION_ID={session.session_key}; csrftoken={secret}",
-        "HTTP_X_CSRFTOKEN": _mask_cipher_secret(secret),
-    }
-
-
 def wsgi_buy(application, sale, user) -> int:
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": f"/api/sales/{sale.pk}/buy",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "localhost",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": io.StringIO(),
-        **buyer_cookie(user),
-    }
-    answered = []
-    body = application(environ, lambda status, headers, exc_info=None: answered.append(status))
-    b"".join(body)
-    if hasattr(body, "close"):
-        body.close()
-    return int(answered[0][:3])
+    status, _, _ = call(application, environ({"sale": sale, **code_session(user)}))
+    return int(status[:3])
 
 
 @pytest.mark.django_db(transaction=True)  # Django's WSGI handler closes its connections

@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from config.metrics import RequestMetrics
 from orders.soldout_edge import SoldOutEdge
 from qbuy_core.metrics import Tally, tally
-from tests.test_soldout_edge import call, environ, shop  # noqa: F401 (shop: a fixture)
+from tests.test_soldout_edge import shop  # noqa: F401 (a fixture)
+from tests.wsgi import call, environ
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,15 +8,13 @@ import io
 import json
 
 import pytest
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core.handlers.wsgi import WSGIHandler
-from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
 
-from accounts.backends import SMS_CODE_BACKEND
 from accounts.models import User
 from orders import soldout
 from orders.soldout_edge import SoldOutEdge
-from qbuy_core.sessions import SessionStore
+
+from .wsgi import call, code_session, environ
 
 pytestmark = pytest.mark.django_db(transaction=True)  # WSGIHandler closes connections
 
@@ -37,60 +35,8 @@ def shop(make_sale, settings):
     settings.SOLD_OUT_MEMO = 60
     soldout._until.clear()
     user = User.objects.create_user("+12015550166")
-    session = SessionStore()
-    session.update(
-        {
-            SESSION_KEY: str(user.pk),
-            BACKEND_SESSION_KEY: SMS_CODE_BACKEND,
-            HASH_SESSION_KEY: user.get_session_auth_hash(),
-        }
-    )
-    session.create()
-    secret = _get_new_csrf_string()
-    sale = make_sale(stock=0)
-    yield {
-        "sale": sale,
-        "cookie": f"SESSION_ID={session.session_key}; csrftoken={secret}",
-        "csrf_cookie": f"csrftoken={secret}",
-        "token": _mask_cipher_secret(secret),
-    }
+    yield {"sale": make_sale(stock=0), **code_session(user)}
     soldout._until.clear()
-
-
-def environ(shop, *, method="POST", body=b"", ctype="application/json", **extra) -> dict:
-    env = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": f"/api/sales/{shop['sale'].pk}/buy",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "localhost",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "CONTENT_LENGTH": str(len(body)) if body else "",
-        "CONTENT_TYPE": ctype if body else "",
-        "HTTP_COOKIE": shop["cookie"],
-        "HTTP_X_CSRFTOKEN": shop["token"],
-    }
-    env.update(extra)
-    return {k: v for k, v in env.items() if v is not None}
-
-
-def call(app, env) -> tuple[str, dict, bytes]:
-    seen = {}
-
-    def start_response(status, headers, exc_info=None):
-        seen.update(status=status, headers=headers)
-
-    result = app(env, start_response)
-    body = b"".join(result)
-    if hasattr(result, "close"):
-        result.close()
-    headers = {k.lower(): v for k, v in seen["headers"]}
-    return seen["status"], headers, body
 
 
 def same_answers(app, env: dict) -> tuple[str, dict, bytes]:
