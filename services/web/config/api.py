@@ -27,6 +27,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
 from ninja.operation import Operation
+from waitingroom.api import router as room_router
 
 from accounts.api import router as auth_router
 from common.api_errors import ApiError
@@ -74,6 +75,7 @@ api = QbuyAPI(
 api.add_router("/auth/", auth_router)
 api.add_router("/sales/", sales_router)
 api.add_router("/", orders_router)
+api.add_router("/", room_router)
 
 
 @api.exception_handler(ApiError)

@@ -6,6 +6,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.paginator import EmptyPage
 from ninja import Query, Router, Status
+from waitingroom import passes
 
 from common.api_errors import (
     BAD_CONTENT_LENGTH,
@@ -36,6 +37,7 @@ REFUSALS = {
     "already_bought": 409,
     "over_limit": 400,
     "not_started": 403,
+    "not_admitted": 403,
     "ended": 410,  # Gone, as the sale page answers
 }
 DEFAULT_BUY = BuyIn()  # no body at all: one item
@@ -70,6 +72,12 @@ def order_payload(order: Order) -> dict:
         Refusal(400, "over_limit", "quantity over the sale's per_buyer_limit"),
         NOT_AUTHENTICATED,
         Refusal(403, "not_started", "the sale has not opened yet"),
+        Refusal(
+            403,
+            "not_admitted",
+            "the sale has a waiting room: no pass, or one that is not this buyer's for this"
+            " sale, expired or spent",
+        ),
         Refusal(404, "not_found", "no such sale"),
         Refusal(409, "sold_out", "no stock left"),
         Refusal(409, "already_bought", "this buyer already has an order for the sale"),
@@ -99,9 +107,16 @@ def buy(request, pk: int, payload: Annotated[BuyIn, JsonBody()] = DEFAULT_BUY):
     logcontext.bind(sale_id=pk)
     if not request.user.is_authenticated:
         raise ApiError(401, "not_authenticated")
+    issued = -1
+    if payload.pass_ is not None:
+        try:
+            issued = passes.check(payload.pass_, sale_id=pk, buyer_id=request.user.pk).issued_ms
+        except passes.InvalidPass as invalid:
+            request.META[metrics.OUTCOME] = "not_admitted"
+            raise ApiError(403, "not_admitted", detail=str(invalid)) from None
     try:
         order = STRATEGIES[settings.BUY_STRATEGY](
-            sale_id=pk, buyer_id=request.user.pk, quantity=payload.quantity
+            sale_id=pk, buyer_id=request.user.pk, quantity=payload.quantity, pass_issued_ms=issued
         )
     except services.BuyRefused as refused:
         request.META[metrics.OUTCOME] = refused.outcome

@@ -10,6 +10,8 @@ Keys of sale ID:
   qbuy:{s:ID}:sale    hash: starts, ends (epoch ms), limit, stock (left to reserve)
   qbuy:{s:ID}:buyers  hash: buyer id -> quantity reserved
   qbuy:{s:ID}:resv    hash: token -> "buyer:quantity:reserved_at_ms"
+A sale with a waiting room (``room`` 1 in the sale's hash) also needs the buyer's admission
+from the room's keys (waitingroom/store.py), spent by the reservation.
 """
 
 import time
@@ -24,10 +26,10 @@ from redis.exceptions import LockError
 from . import metrics
 
 RESERVE = """
-local sale, buyers, resv = KEYS[1], KEYS[2], KEYS[3]
-local buyer, token, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local sale, buyers, resv, room, admitted = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local buyer, token, qty, issued = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if redis.call('EXISTS', sale) == 0 then return {'missing', -1} end
-local f = redis.call('HMGET', sale, 'starts', 'ends', 'limit', 'stock')
+local f = redis.call('HMGET', sale, 'starts', 'ends', 'limit', 'stock', 'room')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now < tonumber(f[1]) then return {'not_started', -1} end
@@ -35,9 +37,24 @@ if now >= tonumber(f[2]) then return {'ended', -1} end
 -- Sold out is everyone's answer, buyers included: a web process can then give it from memory.
 if tonumber(f[4]) <= 0 then return {'sold_out', 0} end
 if redis.call('HEXISTS', buyers, buyer) == 1 then return {'already_bought', -1} end
+local spend = false
+if f[5] == '1' then
+  -- ARGV[4]: when the buyer's pass (its signature checked by the caller) was issued; -1: none.
+  if issued < 0 then return {'not_admitted', -1} end
+  -- A pass issued before this room was built belongs to a room Redis lost: its signature is
+  -- all there is to check (the buyers hash still allows one order). Any other must be an
+  -- admission not spent and not expired.
+  local built = redis.call('HGET', room, 'built')
+  if built and issued >= tonumber(built) then
+    local deadline = redis.call('ZSCORE', admitted, buyer)
+    if not deadline or tonumber(deadline) <= now then return {'not_admitted', -1} end
+    spend = true
+  end
+end
 if qty > tonumber(f[3]) then return {'over_limit', -1} end
 local stock = tonumber(f[4])
 if stock < qty then return {'sold_out', stock} end
+if spend then redis.call('ZREM', admitted, buyer) end
 redis.call('HINCRBY', sale, 'stock', -qty)
 redis.call('HSET', buyers, buyer, qty)
 redis.call('HSET', resv, token, buyer .. ':' .. qty .. ':' .. now)
@@ -79,23 +96,31 @@ redis.call('HINCRBY', sale, 'stock', tonumber(ARGV[3]))
 return 1
 """
 
-# Update a loaded sale's window and limit; a sale not loaded yet gets them from load().
+# Update a loaded sale's window, limit and room switch; a sale not loaded yet gets them from load().
 SYNC = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3])
+redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3], 'room',
+  ARGV[4])
 return 1
 """
 
 
 @dataclass(frozen=True)
 class Reservation:
-    outcome: str  # ok, missing, not_started, ended, already_bought, over_limit, sold_out
+    # ok, missing, not_started, ended, already_bought, not_admitted, over_limit, sold_out
+    outcome: str
     stock_left: int
 
 
 def keys(sale_id: int) -> list[str]:
     tag = f"qbuy:{{s:{sale_id}}}"
     return [f"{tag}:sale", f"{tag}:buyers", f"{tag}:resv"]
+
+
+def room_keys(sale_id: int) -> list[str]:
+    """The waiting room's keys the reservation reads (waitingroom/store.py owns them)."""
+    tag = f"qbuy:{{s:{sale_id}}}"
+    return [f"{tag}:room", f"{tag}:admitted"]
 
 
 def redis():
@@ -111,23 +136,32 @@ def _window(sale) -> dict:
         "starts": int(sale.starts_at.timestamp() * 1000),
         "ends": int(sale.ends_at.timestamp() * 1000),
         "limit": sale.per_buyer_limit,
+        "room": int(sale.waiting_room),
     }
 
 
 def sync_window(sale) -> bool:
-    """Keep a loaded sale's window and limit in step with Postgres (stock is Redis's own)."""
+    """Keep a loaded sale's window, limit and room switch in step with Postgres (stock is
+    Redis's own)."""
     window = _window(sale)
-    args = [window["starts"], window["ends"], window["limit"]]
+    args = [window["starts"], window["ends"], window["limit"], window["room"]]
     return bool(_script(SYNC)(keys=keys(sale.pk)[:1], args=args))
 
 
-def reserve(*, sale_id: int, buyer_id: int, token: str, quantity: int = 1) -> Reservation:
+def reserve(
+    *, sale_id: int, buyer_id: int, token: str, quantity: int = 1, pass_issued_ms: int = -1
+) -> Reservation:
+    """``pass_issued_ms``: when the buyer's room pass was issued, its signature checked by the
+    caller (waitingroom.passes); -1 without one. A sale without a room ignores it."""
     # The script trusts its quantity: 0 would record a buyer holding nothing, a negative one
     # would add stock. The API refuses both first; this keeps any other caller from doing it.
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise ValueError(f"quantity must be a positive integer, not {quantity!r}")
     with metrics.GATE.time():
-        outcome, left = _script(RESERVE)(keys=keys(sale_id), args=[buyer_id, token, quantity])
+        outcome, left = _script(RESERVE)(
+            keys=[*keys(sale_id), *room_keys(sale_id)],
+            args=[buyer_id, token, quantity, pass_issued_ms],
+        )
     return Reservation(outcome.decode() if isinstance(outcome, bytes) else outcome, int(left))
 
 

@@ -14,8 +14,15 @@ class BuyIn(BaseModel):
     # pydantic's BaseModel, not ninja's Schema: a Schema wraps each input in a DjangoGetter (to
     # read ORM objects, which only answers are), a third of ninja's cost on the buy endpoint.
     # Strict: "2", 1.5 and true are not quantities (invalid_quantity).
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, populate_by_name=True)
     quantity: int = Field(1, ge=1, description="at most the sale's per_buyer_limit")
+    pass_: str | None = Field(
+        None,
+        alias="pass",
+        max_length=200,
+        description="the waiting room's pass (GET /api/sales/{id}/room/me), for a sale that"
+        " has a room",
+    )
 
 
 class BuyAccepted(Schema):

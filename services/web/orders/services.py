@@ -43,17 +43,29 @@ logger = logging.getLogger("qbuy.orders")
 
 @dataclass(frozen=True)
 class BuyRefused(Exception):
-    outcome: str  # not_found, not_started, ended, already_bought, over_limit, sold_out
+    # not_found, not_started, ended, already_bought, not_admitted, over_limit, sold_out
+    outcome: str
 
 
-def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
+def order_reserve(
+    *, sale_id: int, buyer_id: int, quantity: int = 1, pass_issued_ms: int = -1
+) -> Order:
     """Reserve in Redis, then record the pending order. Raises BuyRefused.
+    ``pass_issued_ms``: the buyer's checked waiting-room pass (gate.reserve), -1 without one.
 
     Postgres is read only when the sale's Redis state is missing: the hot path of a flash sale
     is one Lua call, plus one INSERT for the few requests that get an item.
     """
     token = str(uuid.uuid4())
-    result = gate.reserve(sale_id=sale_id, buyer_id=buyer_id, token=token, quantity=quantity)
+    ask = functools.partial(
+        gate.reserve,
+        sale_id=sale_id,
+        buyer_id=buyer_id,
+        token=token,
+        quantity=quantity,
+        pass_issued_ms=pass_issued_ms,
+    )
+    result = ask()
     # The sale's Redis state is gone (new sale, Redis restart): rebuild it from Postgres under
     # a lock, then ask again. Bounded: a second miss is a real failure, not a reason to loop.
     for _ in range(2):
@@ -63,7 +75,7 @@ def order_reserve(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
         if sale is None:
             raise BuyRefused("not_found")
         gate.load(sale)
-        result = gate.reserve(sale_id=sale_id, buyer_id=buyer_id, token=token, quantity=quantity)
+        result = ask()
     if result.outcome == "missing":
         raise RuntimeError(f"sale {sale_id}: Redis state could not be rebuilt")
     if result.outcome != "ok":
@@ -130,7 +142,9 @@ def _insert_sql() -> str:
     return f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}"  # noqa: S608
 
 
-def order_lock_and_confirm(*, sale_id: int, buyer_id: int, quantity: int = 1) -> Order:
+def order_lock_and_confirm(
+    *, sale_id: int, buyer_id: int, quantity: int = 1, pass_issued_ms: int = -1
+) -> Order:
     """BUY_STRATEGY=db-lock: every buyer waits for the sale row's lock, then checks, takes the
     stock and records a confirmed order in the same transaction. Raises BuyRefused.
 
@@ -152,6 +166,9 @@ def order_lock_and_confirm(*, sale_id: int, buyer_id: int, quantity: int = 1) ->
         mine = Order.objects.filter(sale_id=sale_id, buyer_id=buyer_id)
         if mine.exclude(status=Order.Status.FAILED).exists():
             raise BuyRefused("already_bought")
+        # The pass's signature only: this design keeps no room state to spend it in.
+        if sale.waiting_room and pass_issued_ms < 0:
+            raise BuyRefused("not_admitted")
         if quantity > sale.per_buyer_limit:
             raise BuyRefused("over_limit")
         if sale.remaining < quantity:

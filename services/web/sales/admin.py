@@ -42,7 +42,16 @@ class SaleStateFilter(admin.SimpleListFilter):
 class SaleForm(forms.ModelForm):
     class Meta:
         model = Sale
-        fields = ["name", "product", "starts_at", "ends_at", "stock", "per_buyer_limit"]
+        fields = [
+            "name",
+            "product",
+            "starts_at",
+            "ends_at",
+            "stock",
+            "per_buyer_limit",
+            "waiting_room",
+            "admission_rate",
+        ]
 
     def clean_stock(self):
         # Checked here so the common refusal is an error on the field; save_model's service

@@ -47,6 +47,16 @@ class Sale(models.Model):
     stock = models.PositiveIntegerField(help_text="Items offered in this sale.")
     remaining = models.IntegerField(help_text="Items not yet sold; orders decrement it.")
     per_buyer_limit = models.PositiveSmallIntegerField(default=1)
+    waiting_room = models.BooleanField(
+        default=False,
+        help_text="Buyers wait in a room that opens before the start, are put in a random order"
+        " at the start and are let in at the admission rate; a buy needs the room's pass.",
+    )
+    admission_rate = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Buyers the waiting room lets in per second (blank: WAITING_ROOM_RATE).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = SaleQuerySet.as_manager()
@@ -67,6 +77,9 @@ class Sale(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(per_buyer_limit__gte=1), name="sale_per_buyer_limit_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(admission_rate__gte=1), name="sale_admission_rate_gte_1"
             ),
         ]
 

@@ -26,6 +26,9 @@ class SaleOut(Schema):
     stock: int
     remaining: int
     per_buyer_limit: int
+    waiting_room: bool = Field(
+        description="buyers wait in the sale's room (GET /api/sales/{id}/room) for a pass"
+    )
     state: Literal["upcoming", "open", "sold_out", "ended"]
     url: str
 

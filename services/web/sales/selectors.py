@@ -48,6 +48,7 @@ def sale_payload(sale: Sale) -> dict:
         "stock": sale.stock,
         "remaining": sale.remaining,
         "per_buyer_limit": sale.per_buyer_limit,
+        "waiting_room": sale.waiting_room,
         "state": sale.state(),
         "url": sale.get_absolute_url(),
     }

@@ -54,6 +54,9 @@ def test_the_operations_keep_their_paths_and_ids():
         ("/api/sales/{pk}/buy", "post"): "sales_buy",
         ("/api/orders/", "get"): "orders_list",
         ("/api/orders/{token}", "get"): "orders_detail",
+        ("/api/sales/{pk}/room", "get"): "room_detail",
+        ("/api/sales/{pk}/room", "post"): "room_join",
+        ("/api/sales/{pk}/room/me", "get"): "room_place",
     }
 
 

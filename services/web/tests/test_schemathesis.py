@@ -29,12 +29,15 @@ from tools.stack import ROOT
 SCHEMA_FILE = ROOT / "docs/openapi.json"
 
 # Sales the generated ids land on: Hypothesis tries small integers first, so ids 1-4 exist and
-# each gives the buy endpoint a different answer (open, not started, ended, sold out).
+# each gives the buy endpoint a different answer (open, not started, ended, sold out); 5 has a
+# waiting room.
 SALES = (
     ("Open kettle", 1000, "--per-buyer-limit", "3"),
     ("Future kettle", 10, "--starts-in", "3600"),
     ("Past kettle", 10, "--starts-in", "-7200", "--duration", "3600"),
     ("Sold-out kettle", 0),
+    # Its waiting room is open (it starts in a minute): joins, places and a buy without a pass.
+    ("Room kettle", 100, "--waiting-room", "--starts-in", "60"),
 )
 
 schema = schemathesis.openapi.from_dict(

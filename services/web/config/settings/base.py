@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "qbuy_core",
     "sales",
     "orders",
+    "waitingroom",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +238,21 @@ ORDER_FAIL_AFTER = env.int("ORDER_FAIL_AFTER", default=600)
 RECONCILE_INTERVAL = env.float("RECONCILE_INTERVAL", default=5.0)
 WARM_INTERVAL = env.float("WARM_INTERVAL", default=30.0)
 WARM_AHEAD = env.int("WARM_AHEAD", default=600)  # seconds before a sale opens
+# The waiting room (waitingroom/, per sale: Sale.waiting_room). It opens WAITING_ROOM_OPENS
+# seconds before the sale; everyone in it then is put in a random order at the start. It admits
+# WAITING_ROOM_RATE buyers a second unless the sale sets its own rate: about half the accepted
+# buys a second loadtests/CAPACITY.md measured on one 2-core machine, the rest of the CPU being
+# for the polls of those waiting. At most the stock left plus WAITING_ROOM_MARGIN (a fraction
+# of the sale's stock, at least 1) hold an unspent pass at once. A pass is good for
+# WAITING_ROOM_PASS_TTL seconds. A room rebuilt after Redis lost it draws again the places of
+# those who come back within WAITING_ROOM_REDRAW seconds (docs/waiting-room.md).
+WAITING_ROOM_OPENS = env.int("WAITING_ROOM_OPENS", default=600)
+WAITING_ROOM_RATE = env.int("WAITING_ROOM_RATE", default=250)
+WAITING_ROOM_MARGIN = env.float("WAITING_ROOM_MARGIN", default=0.1)
+WAITING_ROOM_PASS_TTL = env.int("WAITING_ROOM_PASS_TTL", default=300)
+WAITING_ROOM_REDRAW = env.int("WAITING_ROOM_REDRAW", default=10)
+# Joins per address per minute (several buyers may share one address: a shop, a campus).
+WAITING_ROOM_JOINS_PER_MINUTE = env.int("WAITING_ROOM_JOINS_PER_MINUTE", default=30)
 # Postgres connections one worker process may hold, whatever its gevent concurrency (-c).
 WORKER_DB_CONNECTIONS = env.int("WORKER_DB_CONNECTIONS", default=10)
 

@@ -89,6 +89,7 @@ def test_sale_payload(api, make_sale):
         "stock": 8,
         "remaining": 8,
         "per_buyer_limit": 2,
+        "waiting_room": False,
         "state": "open",
         "url": f"/sales/{sale.pk}/",
     }

@@ -14,6 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("--starts-in", type=int, default=0, help="seconds from now")
         parser.add_argument("--duration", type=int, default=3600, help="seconds")
         parser.add_argument("--per-buyer-limit", type=int, default=1)
+        parser.add_argument(
+            "--waiting-room", action="store_true", help="buyers wait in a room for a pass"
+        )
+        parser.add_argument("--admission-rate", type=int, help="buyers the room lets in a second")
 
     def handle(self, *args, **opts):
         try:
@@ -23,6 +27,8 @@ class Command(BaseCommand):
                 starts_in=opts["starts_in"],
                 duration=opts["duration"],
                 per_buyer_limit=opts["per_buyer_limit"],
+                waiting_room=opts["waiting_room"],
+                admission_rate=opts["admission_rate"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
