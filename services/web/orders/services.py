@@ -31,6 +31,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 from redis.exceptions import LockError, RedisError
+from waitingroom import store as room_store
 
 from qbuy_core import logcontext, page_cache
 from sales.models import Sale
@@ -614,7 +615,8 @@ def _release_orphans(*, now) -> int:
 
 
 def sales_warm(*, now=None) -> int:
-    """Load the Redis state of sales opening soon, so the first buyers never wait on a rebuild."""
+    """Load the Redis state of sales opening soon, so the first buyers never wait on a rebuild,
+    and build their waiting rooms."""
     now = now or timezone.now()
     soon = Sale.objects.filter(
         starts_at__lte=now + timedelta(seconds=settings.WARM_AHEAD), ends_at__gt=now
@@ -623,4 +625,6 @@ def sales_warm(*, now=None) -> int:
     for sale in soon:
         if not gate.redis().exists(gate.keys(sale.pk)[0]):
             warmed += gate.load(sale)
+        if sale.waiting_room:
+            room_store.create(sale)
     return warmed

@@ -193,3 +193,27 @@ def test_stub_status_is_on_the_internal_listener_only(edge, status_port):
     seen = len(upstream.seen)
     assert get(nginx, "/stub_status").body == b"page /stub_status"
     assert [p for p, _ in upstream.seen[seen:]] == ["/stub_status"]
+
+
+def test_the_waiting_rooms_public_answer_is_shared_by_every_session(edge):
+    """Thousands of buyers, each with a session, poll their sale's room: the edge keeps its
+    answer a second for all of them (the app reads no session for it)."""
+    nginx, upstream = edge
+    path = f"/api/sales/{len(upstream.seen) + 1000}/room"
+    seen = len(upstream.seen)
+
+    answers = [get(nginx, path, [f"SESSION_ID=buyer{n}"]) for n in range(5)]
+
+    assert [a.getheader("X-Micro-Cache") for a in answers] == ["MISS"] + ["HIT"] * 4
+    assert [p for p, _ in upstream.seen[seen:]] == [path]
+
+
+def test_a_buyers_own_place_in_the_room_is_never_kept(edge):
+    nginx, upstream = edge
+    path = "/api/sales/7/room/me"
+    seen = len(upstream.seen)
+
+    for n in range(2):
+        get(nginx, path, [f"SESSION_ID=buyer{n}"])
+
+    assert [c for p, c in upstream.seen[seen:]] == ["SESSION_ID=buyer0", "SESSION_ID=buyer1"]

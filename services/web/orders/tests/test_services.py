@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from waitingroom import store as room_store
 
 from accounts.models import User
 from orders import gate, services
@@ -150,6 +151,17 @@ def test_warm_loads_sales_opening_soon_only(make_sale, settings):
     assert services.sales_warm() == 1
     assert gate.redis().exists(gate.keys(soon.pk)[0])
     assert not gate.redis().exists(gate.keys(later.pk)[0])
+
+
+def test_warm_builds_the_waiting_room_of_a_sale_opening_soon(make_sale, settings):
+    settings.WARM_AHEAD = 600
+    sale = make_sale(stock=5, starts_in=300, waiting_room=True)
+    plain = make_sale(stock=5, starts_in=300)
+    services.sales_warm()
+    room = gate.redis().hgetall(room_store.keys(sale.pk)[0])
+    # Built before the start, it draws at the start (not the rebuild's redraw).
+    assert int(room[b"draw"]) == int(sale.starts_at.timestamp() * 1000)
+    assert not gate.redis().exists(room_store.keys(plain.pk)[0])
 
 
 def test_selling_out_drops_the_cached_sale_page(client, make_sale, buyers):
