@@ -37,7 +37,6 @@ if now >= tonumber(f[2]) then return {'ended', -1} end
 -- Sold out is everyone's answer, buyers included: a web process can then give it from memory.
 if tonumber(f[4]) <= 0 then return {'sold_out', 0} end
 if redis.call('HEXISTS', buyers, buyer) == 1 then return {'already_bought', -1} end
-local spend = false
 if f[5] == '1' then
   -- ARGV[4]: when the buyer's pass (its signature checked by the caller) was issued; -1: none.
   if issued < 0 then return {'not_admitted', -1} end
@@ -48,13 +47,14 @@ if f[5] == '1' then
   if built and issued >= tonumber(built) then
     local deadline = redis.call('ZSCORE', admitted, buyer)
     if not deadline or tonumber(deadline) <= now then return {'not_admitted', -1} end
-    spend = true
   end
 end
 if qty > tonumber(f[3]) then return {'over_limit', -1} end
 local stock = tonumber(f[4])
 if stock < qty then return {'sold_out', stock} end
-if spend then redis.call('ZREM', admitted, buyer) end
+-- The buy spends the buyer's admission, also when an old pass paid: admitted again by the
+-- rebuilt room, she would keep a slot and be told it is her turn after buying.
+if f[5] == '1' then redis.call('ZREM', admitted, buyer) end
 redis.call('HINCRBY', sale, 'stock', -qty)
 redis.call('HSET', buyers, buyer, qty)
 redis.call('HSET', resv, token, buyer .. ':' .. qty .. ':' .. now)

@@ -25,7 +25,7 @@ from django.conf import settings
 from orders import gate
 
 VISIT = """
-local room, queue, admitted, sale = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local room, queue, admitted, sale, buyers = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local buyer, join, draw = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', room) == 0 or redis.call('EXISTS', sale) == 0 then
   return {'missing'}
@@ -43,23 +43,30 @@ if now >= drawn and now < ends then
   local elapsed = now - drawn
   local since = math.max(carry, 0)
   local due = math.floor((elapsed - since) * rate / 1000)
-  local n = math.min(due, stock + margin - redis.call('ZCARD', admitted),
-    redis.call('ZCARD', queue) - head)
+  local n = math.min(due, stock + margin - redis.call('ZCARD', admitted))
   if stock <= 0 then n = 0 end
-  if n > 0 then
-    for _, who in ipairs(redis.call('ZRANGE', queue, head, head + n - 1)) do
-      redis.call('ZADD', admitted, now + ttl, who)
+  -- A place whose buyer has bought meanwhile (with a pass from before the room was rebuilt)
+  -- is passed over: an admission would hold a slot nobody can use.
+  local let, size = 0, redis.call('ZCARD', queue)
+  while let < n and head < size do
+    for _, who in ipairs(redis.call('ZRANGE', queue, head, head + n - let - 1)) do
+      head = head + 1
+      if redis.call('HEXISTS', buyers, who) == 0 then
+        redis.call('ZADD', admitted, now + ttl, who)
+        let = let + 1
+      end
     end
-    redis.call('PEXPIREAT', admitted, ends + 3600000)
-    head = head + n
   end
+  if let > 0 then redis.call('PEXPIREAT', admitted, ends + 3600000) end
   -- What the stock or an empty queue held back is not saved up for later: admitting it all at
   -- once when stock comes back is the burst the room is there to prevent.
-  if n < due then carry = elapsed elseif n > 0 then carry = since + n * 1000 / rate end
+  if let < due then carry = elapsed elseif let > 0 then carry = since + let * 1000 / rate end
   redis.call('HSET', room, 'head', head, 'carry', carry)
 end
+-- A buyer who bought has had her turn: back in a rebuilt room, she takes no place.
+local bought = buyer ~= '' and redis.call('HEXISTS', buyers, buyer) == 1
 local joined = 0
-if buyer ~= '' and join == '1' and now >= opens and now < ends
+if buyer ~= '' and join == '1' and now >= opens and now < ends and not bought
     and not (now >= drawn and stock <= 0)
     and redis.call('ZSCORE', queue, buyer) == false then
   local key = draw
@@ -76,7 +83,7 @@ if buyer ~= '' then
 end
 if now >= ends then state = 'ended'
 elseif deadline then state = 'admitted'
-elseif rank and rank < head then state = 'passed'
+elseif bought or (rank and rank < head) then state = 'passed'
 elseif now >= drawn and stock <= 0 then state = 'sold_out'
 elseif now < opens then state = 'not_open'
 elseif rank and now < drawn then state = 'drawing'
@@ -99,7 +106,9 @@ local drawn = starts
 if now >= starts then drawn = now + redraw end
 redis.call('HSET', KEYS[1], 'opens', ARGV[1], 'draw', drawn, 'ends', ARGV[3], 'rate', ARGV[4],
   'margin', ARGV[5], 'ttl', ARGV[6], 'head', 0, 'carry', 0, 'seq', 0, 'built', now)
-redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + 3600000)
+-- Kept an hour past the end, counted from now for a sale that ended longer ago: an expiry in
+-- the past would delete the room as it is written, and every visit would find it missing.
+redis.call('PEXPIREAT', KEYS[1], math.max(tonumber(ARGV[3]), now) + 3600000)
 return 1
 """
 
@@ -110,7 +119,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'ends', ARGV[3], 'rate', ARGV[4], 'margin', ARGV[5], 'ttl', ARGV[6])
-redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + 3600000)
+redis.call('PEXPIREAT', KEYS[1], math.max(tonumber(ARGV[3]), now) + 3600000)
 if now < tonumber(redis.call('HGET', KEYS[1], 'draw')) and tonumber(ARGV[2]) > now then
   redis.call('HSET', KEYS[1], 'opens', ARGV[1], 'draw', ARGV[2])
 end
@@ -152,7 +161,7 @@ def visit(sale_id: int, buyer_id: int | None = None, *, join: bool = False) -> V
     """Advance admission to now; with ``join``, take a place for the buyer (once: a second
     join keeps the first place). 'missing' when the room or the gate is not in Redis."""
     args = ["" if buyer_id is None else buyer_id, "1" if join else "0", place_key()]
-    raw = _script(VISIT)(keys=[*keys(sale_id), gate.keys(sale_id)[0]], args=args)
+    raw = _script(VISIT)(keys=[*keys(sale_id), *gate.keys(sale_id)[:2]], args=args)
     state = raw[0].decode()
     if state == "missing":
         return Visit("missing")
