@@ -81,10 +81,12 @@ if buyer ~= '' then
   rank = redis.call('ZRANK', queue, buyer)
   deadline = redis.call('ZSCORE', admitted, buyer)
 end
+-- Sold out is told to the admitted too: a pass is no use without stock.
 if now >= ends then state = 'ended'
-elseif deadline then state = 'admitted'
-elseif bought or (rank and rank < head) then state = 'passed'
+elseif bought then state = 'passed'
 elseif now >= drawn and stock <= 0 then state = 'sold_out'
+elseif deadline then state = 'admitted'
+elseif rank and rank < head then state = 'passed'
 elseif now < opens then state = 'not_open'
 elseif rank and now < drawn then state = 'drawing'
 elseif rank then state = 'waiting'
