@@ -137,12 +137,15 @@ loadtest: deps venv
 demo: venv
 	$(PYTHON) -m loadtests.demo $(DEMO_ARGS)
 
-# docs/buy-flow.png, the README's screenshot: the browser test's confirmed step (1280 wide),
-# from a run of the buy flow against a fresh stack (services/web/tests/test_buy_flow_browser.py).
+# The README's screenshots (1280 wide), each from a browser test's run against a fresh stack:
+# docs/buy-flow.png, the buy flow's confirmed step (services/web/tests/test_buy_flow_browser.py);
+# docs/waiting-room.png, a buyer waiting in a sale's room (services/web/tests/test_room_browser.py).
 screenshot: deps venv
 	QBUY_README_SCREENSHOT=$(abspath docs/buy-flow.png) $(PYTHON) -m pytest \
 		services/web/tests/test_buy_flow_browser.py::test_buy_flow $(PYTEST_ARGS)
-	@echo "make screenshot: docs/buy-flow.png (every step: artifacts/browser/buy_flow/)"
+	QBUY_ROOM_SCREENSHOT=$(abspath docs/waiting-room.png) $(PYTHON) -m pytest \
+		services/web/tests/test_room_browser.py $(PYTEST_ARGS)
+	@echo "make screenshot: docs/buy-flow.png, docs/waiting-room.png (every step: artifacts/browser/)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
