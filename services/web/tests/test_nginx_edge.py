@@ -217,3 +217,18 @@ def test_a_buyers_own_place_in_the_room_is_never_kept(edge):
         get(nginx, path, [f"SESSION_ID=buyer{n}"])
 
     assert [c for p, c in upstream.seen[seen:]] == ["SESSION_ID=buyer0", "SESSION_ID=buyer1"]
+
+
+def test_an_expired_waiting_room_answer_is_refreshed_not_served_stale(edge):
+    """A lone buyer polling every 2 s gets a fresh answer, not the one of its previous poll
+    (nginx counts the second of validity in whole seconds: expired within 2 s)."""
+    nginx, upstream = edge
+    path = f"/api/sales/{len(upstream.seen) + 2000}/room"
+    seen = len(upstream.seen)
+
+    get(nginx, path, ["SESSION_ID=a"])
+    time.sleep(2.1)
+    answer = get(nginx, path, ["SESSION_ID=a"])
+
+    assert answer.getheader("X-Micro-Cache") == "EXPIRED"
+    assert [p for p, _ in upstream.seen[seen:]] == [path, path]
