@@ -44,6 +44,7 @@ def _place_payload(found: services.Place) -> dict:
     payload = {
         "state": visit.state,
         "place": visit.rank + 1 if drawn else None,
+        "place_key": visit.key if visit.key >= 0 else None,
         "ahead": max(0, visit.rank - visit.head) if drawn and visit.state == "waiting" else None,
         "wait_seconds": services.wait_seconds(visit),
         "draws_at": _at(visit.draw_ms),
@@ -72,6 +73,7 @@ def room_detail(request, pk: int):
         "draws_at": _at(visit.draw_ms),
         "ends_at": _at(visit.ends_ms),
         "admitted": visit.head,
+        "admitted_key": visit.head_key if visit.head_key >= 0 else None,
         "waiting": visit.waiting,
         "rate": visit.rate,
         "stock_left": max(0, visit.stock),

@@ -18,6 +18,11 @@ class RoomOut(Schema):
     draws_at: DateTime
     ends_at: DateTime
     admitted: int = Field(description="places let in so far: place <= admitted is in")
+    admitted_key: float | None = Field(
+        None,
+        description="the place key of the last place let in: a buyer whose place_key is at most"
+        " this is in (then GET room/me for the pass); null before the first",
+    )
     waiting: int = Field(description="places not let in yet")
     rate: int = Field(description="places let in per second, at most")
     stock_left: int = Field(description="items not reserved yet")
@@ -34,6 +39,12 @@ class PlaceOut(Schema):
         " nothing left to wait for"
     )
     place: int | None = Field(None, description="1-based, from draws_at on")
+    place_key: float | None = Field(
+        None,
+        description="this place's key, never changed: the places are the keys' order (a random"
+        " number in [0, 1) joining before the draw, 1 + arrival number after it); compare it"
+        " with the room's admitted_key to know when it is in",
+    )
     ahead: int | None = Field(None, description="places still to be let in before this one")
     wait_seconds: int | None = Field(None, description="an estimate at the room's rate")
     pass_: str | None = Field(

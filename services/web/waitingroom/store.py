@@ -31,7 +31,8 @@ if redis.call('EXISTS', room) == 0 or redis.call('EXISTS', sale) == 0 then
   return {'missing'}
 end
 local r = redis.call('HMGET', room, 'opens', 'draw', 'ends', 'rate', 'margin', 'ttl', 'head',
-  'carry')
+  'carry', 'head_key')
+local head_key = r[9] or '-1'
 local opens, drawn, ends, rate = tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), tonumber(r[4])
 local margin, ttl, head, carry = tonumber(r[5]), tonumber(r[6]), tonumber(r[7]), tonumber(r[8])
 local t = redis.call('TIME')
@@ -58,6 +59,12 @@ if now >= drawn and now < ends then
     end
   end
   if let > 0 then redis.call('PEXPIREAT', admitted, ends + 3600000) end
+  if head > tonumber(r[7]) then
+    -- The key of the last place let in: a buyer who knows her own key knows she is in from
+    -- the public answer alone, without asking for her place (one request per buyer).
+    head_key = redis.call('ZRANGE', queue, head - 1, head - 1, 'WITHSCORES')[2]
+    redis.call('HSET', room, 'head_key', head_key)
+  end
   -- What the stock or an empty queue held back is not saved up for later: admitting it all at
   -- once when stock comes back is the burst the room is there to prevent.
   if let < due then carry = elapsed elseif let > 0 then carry = since + let * 1000 / rate end
@@ -76,10 +83,11 @@ if buyer ~= '' and join == '1' and now >= opens and now < ends and not bought
   joined = 1
 end
 local waiting = redis.call('ZCARD', queue) - head
-local state, rank, deadline = 'out', false, false
+local state, rank, deadline, key = 'out', false, false, false
 if buyer ~= '' then
   rank = redis.call('ZRANK', queue, buyer)
   deadline = redis.call('ZSCORE', admitted, buyer)
+  key = redis.call('ZSCORE', queue, buyer)
 end
 -- Sold out is told to the admitted too: a pass is no use without stock.
 if now >= ends then state = 'ended'
@@ -93,7 +101,7 @@ elseif rank then state = 'waiting'
 end
 if not rank then rank = -1 end
 return {state, rank, head, waiting, stock, tostring(deadline or -1), drawn, rate, opens, ends,
-  joined, now}
+  joined, now, head_key, key or '-1'}
 """
 
 # A room that is not in Redis: a new one, or one Redis lost. Written only if still missing.
@@ -143,6 +151,8 @@ class Visit:
     ends_ms: int = 0
     joined: bool = False
     now_ms: int = 0  # Redis's clock, the room's only one
+    head_key: float = -1  # the place key of the last place let in; -1: none yet
+    key: float = -1  # the buyer's place key; -1: no place
 
 
 def keys(sale_id: int) -> list[str]:
@@ -174,6 +184,8 @@ def visit(sale_id: int, buyer_id: int | None = None, *, join: bool = False) -> V
         *(int(v) for v in raw[6:10]),
         bool(int(raw[10])),
         int(raw[11]),
+        float(raw[12]),
+        float(raw[13]),
     )
 
 

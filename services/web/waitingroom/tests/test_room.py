@@ -156,3 +156,23 @@ def test_a_place_when_admitted_comes_with_a_pass(room_sale):
     found = services.place(sale_id=sale.pk, buyer_id=buyer.pk)
     assert found.visit.state == "admitted"
     assert found.pass_ and found.visit.deadline_ms > redis_now_ms()
+
+
+def test_a_buyer_knows_she_is_in_from_her_key_and_the_rooms(room_sale):
+    """place_key <= the room's admitted key exactly for the places let in, before the draw's
+    random keys and after it (arrival keys): no buyer needs to ask for her place to know."""
+    sale = room_sale(stock=1000, admission_rate=20)
+    early = {b: join(sale, b).key for b in range(1, 41)}
+    assert all(0 <= key < 1 for key in early.values())
+    assert store.visit(sale.pk).head_key == -1  # nobody in yet
+    draw_now(sale, ago_ms=1000)
+    late = {b: join(sale, b).key for b in range(41, 46)}
+    assert sorted(late.values()) == [2, 3, 4, 5, 6]  # 1 + arrival number (from 1)
+    for ago in (1000, 2500):  # 20 in, then 50: some of the late ones too
+        set_room(sale, draw=redis_now_ms() - ago, carry=0, head=0)
+        gate.redis().delete(store.keys(sale.pk)[2])
+        room = store.visit(sale.pk)
+        keys = {**early, **late}
+        inside = {b for b, key in keys.items() if key <= room.head_key}
+        assert len(inside) == room.head
+        assert inside == {b for b in keys if store.visit(sale.pk, b).state == "admitted"}
