@@ -9,6 +9,7 @@ buyer never saw, not only what they see at the end.
 
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from loadtests.rig import Rig, deployed_settings
 from loadtests.storm import parse_codes
 from tools.stack import ROOT
 
@@ -235,3 +237,21 @@ class Buyer:
             if order[-1].startswith(">"):
                 return order
         raise AssertionError(f"{target} never had the focus after {limit} Tabs: {order}")
+
+
+@contextmanager
+def live_stack(request, *, prefix: str, shots: Path) -> Iterator[Rig]:
+    """The stack as deployed behind nginx with a Chromium (``rig.browser``) for a test
+    module; where the screenshots went is printed at the end."""
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        Rig(Path(tmp), settings=deployed_settings(), nginx=True, concurrency=4) as rig,
+        chromium() as browser,
+    ):
+        rig.browser = browser
+        try:
+            yield rig
+        finally:
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled():
+                print(f"\nbrowser screenshots: {shots}/")

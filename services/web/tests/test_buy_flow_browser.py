@@ -13,19 +13,16 @@ Texts are matched on their key words, case-insensitively: wording may change, me
 
 import os
 import re
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from loadtests.rig import Rig, deployed_settings
 from loadtests.storm import phone
 
-from .browser import ARTIFACTS, WAIT_MS, Buyer, Shots, chromium, digits, iso
+from .browser import ARTIFACTS, WAIT_MS, Buyer, Shots, digits, iso, live_stack
 
 # Buyer A opens the sale this long before its start: the test's set-up (a manage.py command,
 # loading the page) must fit in it on a slow CI machine, and the test waits for all of it.
@@ -46,18 +43,8 @@ LAST_SECONDS = """() => {
 
 @pytest.fixture(scope="module")
 def stack(request):
-    with (
-        tempfile.TemporaryDirectory(prefix="qbuy-browser-") as tmp,
-        Rig(Path(tmp), settings=deployed_settings(), nginx=True, concurrency=4) as rig,
-        chromium() as browser,
-    ):
-        rig.browser = browser
-        try:
-            yield rig
-        finally:
-            capture = request.config.pluginmanager.getplugin("capturemanager")
-            with capture.global_and_fixture_disabled():
-                print(f"\nbrowser screenshots: {ARTIFACTS}/")
+    with live_stack(request, prefix="qbuy-browser-", shots=ARTIFACTS) as rig:
+        yield rig
 
 
 def buyer(stack, shots: Shots, n: int, name: str, **kw) -> Buyer:

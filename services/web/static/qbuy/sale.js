@@ -11,12 +11,20 @@
   var ORDER_POLL_FIRST_MS = 1000; // a pending order: first poll, then backing off ...
   var ORDER_POLL_MAX_MS = 5000; // ... up to this
   // The waiting room: its public state (the same for everyone, cached by the edge) is polled;
-  // the buyer's own place only when it can have changed: at the draw, when the room has let in
-  // as many places as the buyer's, when the pass runs out, and now and then as a safety net
-  // (a room Redis lost and rebuilt).
+  // the buyer's own place is asked only when that cannot tell. The page keeps its place's key
+  // (place_key, which never changes) and the room says the key of the last place let in
+  // (admitted_key): the buyer is in when hers is at most that, and only then asks for her pass.
+  // One personal request per buyer at the draw cost the stack more than the buys did (make
+  // loadtest --waiting-room: the buys queued behind 5,000 of them).
   var ROOM_POLL_MS = 2000; // how far the room has let places in, the stock left, the count
-  var PLACE_SAFETY_MS = 15000;
-  var PLACE_RETRY_MS = 1000; // never asked more often (a draw asked for a moment too early)
+  // After the draw, the place's number (what the buyer reads) is asked once, at a moment drawn
+  // at random from LOOK_FROM_MS to LOOK_FROM_MS + LOOK_SPREAD_MS: a crowd's lookups spread
+  // over those 9 s, none in the draw's first second (the first buys', and everyone's poll).
+  // There is no look "now and then" any more: the only change it caught that the public state
+  // did not show, a room Redis lost and rebuilt, shows there now (the draw moves: placeLost()).
+  var LOOK_FROM_MS = 1000;
+  var LOOK_SPREAD_MS = 9000;
+  var PLACE_RETRY_MS = 1000; // never asked more often (a place asked for just before the draw)
 
   var STATES = {
     upcoming: "Opens soon",
@@ -47,6 +55,7 @@
   var room = null; // its public state: GET /api/sales/{id}/room
   var place = null; // the buyer's place: GET .../room/me or POST .../room; null: not known
   var placeAsked = -Infinity; // serverNow() when the place was last asked
+  var lookAfter = LOOK_FROM_MS + Math.random() * LOOK_SPREAD_MS; // ms after the draw
   var placeInFlight = false;
   var orderChecked = false; // loadOrder() answered: a "passed" buyer without an order had none
   var joining = false;
@@ -188,6 +197,23 @@
     return admitted && now < place.expires && !soldOut(current);
   }
 
+  // The room has let the buyer's place in: its public state says so (the places are the keys'
+  // order; the room tells the key of the last one let in), the place's own answer may not yet.
+  function letIn() {
+    var last = room ? room.admittedKey : null;
+    return last !== null && place.key !== null && place.key <= last;
+  }
+
+  // The room's draw moved after this place's: Redis lost the room and built it again, with
+  // none of its places (a sale's start moves only before its draw), and drew again a few
+  // seconds on. The place is gone: the page offers to join again, without asking. A pass
+  // stays good until it runs out (the gate takes one issued before the room was rebuilt).
+  // A room rebuilt before the draw keeps its draw: the look after the draw finds the place out.
+  function placeLost() {
+    var queued = !!place && ["drawing", "waiting"].indexOf(place.state) >= 0;
+    return queued && room.draws !== place.draws && serverNow() >= place.draws;
+  }
+
   // Places still to be let in before the buyer's: the place's own count, or the room's newer
   // one (it only ever goes down).
   function ahead() {
@@ -241,12 +267,14 @@
     if (place.state === "out")
       return ["join", ["Join the waiting room to buy. " + AT_RANDOM, draw, "), so " + EARLIER], count];
     if (place.state === "not_open") return ["closed", ["The waiting room is not open yet."], ""];
+    if (place.state === "drawing" && drawn && letIn())
+      return ["waiting", ["Places are drawn. It's your turn in a moment…"], ""];
     if (place.state === "drawing" && drawn)
-      return ["waiting", ["You're in the waiting room. Drawing the places…"], count];
+      return ["waiting", ["Places are drawn. Finding your place…"], count];
     if (place.state === "drawing")
       return ["waiting", ["You're in the waiting room. " + AT_RANDOM, draw, "); " + EARLIER], count];
     var yours = "Your place: " + place.place + " — ";
-    if (place.state === "waiting" && room.admitted >= place.place)
+    if (place.state === "waiting" && letIn())
       return ["waiting", [yours + "it's your turn in a moment…"], ""];
     if (place.state === "waiting") {
       var before = ahead();
@@ -332,6 +360,7 @@
       opens: Date.parse(body.opens_at),
       draws: Date.parse(body.draws_at),
       admitted: body.admitted,
+      admittedKey: typeof body.admitted_key === "number" ? body.admitted_key : null,
       waiting: body.waiting,
       rate: body.rate,
       stockLeft: body.stock_left,
@@ -344,6 +373,7 @@
     place = {
       state: body.state,
       place: body.place || null,
+      key: typeof body.place_key === "number" ? body.place_key : null,
       ahead: typeof body.ahead === "number" ? body.ahead : null,
       pass: body.pass || null,
       expires: body.pass_expires_at ? Date.parse(body.pass_expires_at) : 0,
@@ -365,7 +395,10 @@
         leaveRoom();
         return;
       }
-      if (answer.status === 200 && answer.body) setRoom(answer.body);
+      if (answer.status === 200 && answer.body) {
+        setRoom(answer.body);
+        if (placeLost()) setPlace({ state: "out", draws_at: answer.body.draws_at });
+      }
       if (room && room.state === "sold_out" && loggedIn && !order) loadOrder(); // a buy raced it
       render();
       scheduleRoom();
@@ -386,11 +419,9 @@
     var now = serverNow();
     if (!inRoom() || placeInFlight || loggedIn !== true || roomOver()) return false;
     if (now - placeAsked < PLACE_RETRY_MS) return false;
-    if (place.state === "drawing" && (now >= place.draws || (room && room.state === "admitting")))
-      return true; // the draw: the place is known from now on
-    if (place.state === "waiting" && room && room.admitted >= place.place) return true;
-    if (place.state === "admitted" && now >= place.expires) return true;
-    return now - placeAsked >= PLACE_SAFETY_MS;
+    if (place.state === "admitted") return now >= place.expires; // the turn has passed
+    if (letIn()) return true; // the turn: the pass
+    return place.state === "drawing" && now >= place.draws + lookAfter; // the place's number
   }
 
   function fetchPlace() {
