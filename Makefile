@@ -127,8 +127,9 @@ bench-compare: deps venv
 
 # The flash-sale storm with Locust, then the invariant check (loadtests/loadtest.py);
 # LOCUST_UI=1 opens Locust's web UI. E.g. LOADTEST_ARGS="--buyers 500 --stock 100".
+# Make takes no --waiting-room: make loadtest LOADTEST_ARGS=--waiting-room, or WAITING_ROOM=1.
 loadtest: deps venv
-	$(PYTHON) -m loadtests.loadtest $(LOADTEST_ARGS)
+	$(PYTHON) -m loadtests.loadtest $(if $(filter 1,$(WAITING_ROOM)),--waiting-room) $(LOADTEST_ARGS)
 
 # A sale to watch on the stack `make up` started (loadtests/demo.py): it opens a minute later
 # and 200 Locust buyers (the locustfile above) go for its 50 items through nginx; web and nginx

@@ -21,6 +21,8 @@ RAISED_LIMITS = {
     "NGINX_LOGIN_BURST": "100000",
     "NGINX_BUY_RATE": "100000r/s",
     "NGINX_BUY_BURST": "100000",
+    # Every buyer joins a sale's waiting room from the same address.
+    "WAITING_ROOM_JOINS_PER_MINUTE": "1000000",
 }
 
 if __name__ == "__main__":

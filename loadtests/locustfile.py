@@ -7,6 +7,17 @@ not_started, 429, 5xx or no answer, a bounded number of times, as a person would
 order until it settles, then stops. The run is over when every buyer is done: the driver watches
 the events below and stops Locust.
 
+A sale with a waiting room is lived as its page (static/qbuy/sale.js) would: the buyer looks at
+the public room (GET /api/sales/{id}/room, the same for everyone: nginx keeps it a second) and
+joins it (POST) once logged in, keeping its place's key; from the draw (the sale's start) on it
+polls the public room every ROOM_POLL seconds until the room's admitted_key reaches its key
+(then asks for its place, GET .../room/me, and gets the pass) or the room says sold out, and
+asks its place's number once at a random moment PLACE_LOOK after the draw. Admitted, it buys
+with the pass. Unlike the page it does not poll the room before the draw (nothing changes then
+but the count of those waiting). Its journey (the "done" line) carries the room's clock at its
+join (``joined_at``: the arrival order the room saw), its place's key and number, when it was
+admitted, and how late it asked its place's number (``look_late``: the generator's own lag).
+
 What the driver needs beyond Locust's stats is appended, one JSON line each, to
 ``<events-dir>/events-<pid>.jsonl``: every buy answer (a 202's token is on disk before the
 buyer goes on, whatever happens to the run), every real failure (5xx, timeout, connection
@@ -35,12 +46,16 @@ PRESSES = 20  # buy presses at most, the first included
 NOT_STARTED_PAUSE = 0.2  # the countdown said "now": press again at once
 RETRY_PAUSE = (0.5, 1.5)  # seconds before pressing again after an error or "too many requests"
 MAX_PAUSE = 2.0  # seconds: a Retry-After is waited for, up to this
+ROOM_POLL = (1.5, 2.5)  # seconds between two looks at the public room (the page: every 2 s)
+PLACE_LOOK = (1.0, 10.0)  # seconds after the draw: when the page asks its place's number, once
 TRIES = 5  # tries of each login step and of each look at the order
 SMS_READ_EVERY = 0.05  # seconds between two reads of the SMS file, for all buyers of a process
 BUYERS_PER_PROCESS = 100_000  # phones of Locust process i: storm.phone(i * this) on
 
 BUY = "/api/sales/[id]/buy"
 BUY_ANSWERS = {202, (409, "sold_out"), (409, "already_bought"), (403, "not_started"), 429}
+ROOM = "/api/sales/[id]/room"
+ROOM_PLACE = "/api/sales/[id]/room/me"
 
 
 @events.init_command_line_parser.add_listener
@@ -137,32 +152,20 @@ class Buyer(FastHttpUser):
         self.trip["ready_at"] = time.time()
         if body["state"] == "ended":
             return "ended"
-        starts_at = datetime.fromisoformat(body["starts_at"]).timestamp()
-        spread = self.environment.parsed_options.press_spread
-        gevent.sleep(max(0.0, starts_at - time.time()) + random.uniform(0, spread))
-
-        token = None
-        for _ in range(PRESSES):
-            status, body, headers = self._call(
-                "POST", f"/api/sales/{sale}/buy", BUY, json={}, expect=BUY_ANSWERS
-            )
-            error = body.get("error") if status != 202 else None
-            token = body.get("order") if status == 202 else None
-            self.shared.record("buy", phone=phone, status=status, error=error, order=token)
-            if status == 202:
-                break
-            if status == 409:
-                return error
-            if status == 403 and error == "not_started":
-                gevent.sleep(NOT_STARTED_PAUSE)
-            elif status in (0, 429) or status >= 500:
-                gevent.sleep(_pause(headers))
-            else:
-                return f"refused:{status}"
+        if body["waiting_room"]:
+            pass_, ended = self._wait_in_room(sale)
+            if ended:
+                return ended
+            outcome = self._buy(sale, {"pass": pass_})
         else:
-            return "gave up pressing"
+            starts_at = datetime.fromisoformat(body["starts_at"]).timestamp()
+            spread = self.environment.parsed_options.press_spread
+            gevent.sleep(max(0.0, starts_at - time.time()) + random.uniform(0, spread))
+            outcome = self._buy(sale, {})
+        if outcome is not None:
+            return outcome
 
-        self.trip["order"] = token
+        token = self.trip["order"]
         deadline = time.monotonic() + SETTLE_WAIT
         while True:
             gevent.sleep(POLL_INTERVAL)
@@ -174,6 +177,83 @@ class Buyer(FastHttpUser):
                 return body["status"]
             if time.monotonic() > deadline:
                 return "pending"
+
+    def _buy(self, sale: int, payload: dict) -> str | None:
+        """Presses buy until an answer that ends it: None on a 202 (its token in the trip),
+        else how the journey ended."""
+        for _ in range(PRESSES):
+            status, body, headers = self._call(
+                "POST", f"/api/sales/{sale}/buy", BUY, json=payload, expect=BUY_ANSWERS
+            )
+            error = body.get("error") if status != 202 else None
+            token = body.get("order") if status == 202 else None
+            self.shared.record(
+                "buy", phone=self.trip["phone"], status=status, error=error, order=token
+            )
+            if status == 202:
+                self.trip["order"] = token
+                return None
+            if status == 409:
+                return error
+            if status == 403 and error == "not_started":
+                gevent.sleep(NOT_STARTED_PAUSE)
+            elif status in (0, 429) or status >= 500:
+                gevent.sleep(_pause(headers))
+            else:
+                return f"refused:{status}"
+        return "gave up pressing"
+
+    def _wait_in_room(self, sale: int) -> tuple[str | None, str | None]:
+        """Joins the room and waits for a turn as the sale page does: (the pass, None), or
+        (None, how the wait ended: sold_out when the room says so)."""
+        room = f"/api/sales/{sale}/room"
+        # The page's first look (it also keeps nginx's copy warm: a key nobody asked for in a
+        # minute is gone, and a cold key at the draw sends every poll to Django at once).
+        if self._try("GET", room, name=ROOM)[0] != 200:
+            return None, "stuck:room"
+        status, body = self._try("POST", room, name=ROOM, expect={200, 201})
+        if status not in (200, 201):
+            return None, f"stuck:join {status}"
+        self.trip["joined_at"] = datetime.fromisoformat(body["server_time"]).timestamp()
+        key = self.trip["place_key"] = body["place_key"]
+        draws_at = datetime.fromisoformat(body["draws_at"]).timestamp()
+        look_at, looked = draws_at + random.uniform(*PLACE_LOOK), False
+        gevent.sleep(max(0.0, draws_at - time.time()) + random.uniform(0, ROOM_POLL[1]))
+        while True:
+            status, body = self._try("GET", room, name=ROOM)
+            if status != 200:
+                return None, "stuck:room"
+            if body["state"] in ("sold_out", "ended"):
+                return None, body["state"] if body["state"] == "sold_out" else "room:ended"
+            # The places are the keys' order: the room has let this one in.
+            if body.get("admitted_key") is not None and key <= body["admitted_key"]:
+                pass_, ended = self._look(room)
+                if pass_ or ended:
+                    return pass_, ended
+            wake = time.time() + random.uniform(*ROOM_POLL)
+            if not looked and look_at < wake:  # the place's number, once
+                gevent.sleep(max(0.0, look_at - time.time()))
+                looked, self.trip["look_late"] = True, round(time.time() - look_at, 3)
+                pass_, ended = self._look(room)
+                if pass_ or ended:
+                    return pass_, ended
+            gevent.sleep(max(0.0, wake - time.time()))
+
+    def _look(self, room: str) -> tuple[str | None, str | None]:
+        """The buyer's own place (GET room/me): its number, and the pass once in. (None, None)
+        while the wait goes on."""
+        status, body = self._try("GET", f"{room}/me", name=ROOM_PLACE)
+        if status != 200:
+            return None, "stuck:place"
+        if "place" in body:
+            self.trip["place"] = body["place"]
+        state = body["state"]
+        if state == "admitted":
+            self.trip["admitted_at"] = time.time()
+            return body["pass"], None
+        if state in ("drawing", "waiting"):  # drawing: the room's clock a moment behind
+            return None, None
+        return None, state if state == "sold_out" else f"room:{state}"
 
     def _log_in(self, phone: str) -> str | None:
         """An SMS code, then the login with it; None when logged in, else where it got stuck.
@@ -231,10 +311,10 @@ class Buyer(FastHttpUser):
                 self.shared.record("unexpected", name=name, status=status, body=text)
         return status, body, r.headers or {}
 
-    def _try(self, method, path, *, name=None, json=None) -> tuple[int, dict]:
+    def _try(self, method, path, *, name=None, json=None, expect=None) -> tuple[int, dict]:
         """A step a person repeats after an error page or "too many requests", TRIES times."""
         for _ in range(TRIES):
-            status, body, headers = self._call(method, path, name or path, json=json)
+            status, body, headers = self._call(method, path, name or path, json=json, expect=expect)
             if not (status in (0, 429) or status >= 500):
                 break
             gevent.sleep(_pause(headers))

@@ -30,6 +30,15 @@ from tools.local import render_nginx
 from tools.stack import ROOT, Process, base_env
 
 READY = {"web": "Listening at", "worker": " ready.", "beat": "beat: Starting"}
+# The rigs' nginx logs, after the combined format's fields, how long each request took at the
+# edge and at the app: the stack's own time, apart from the load generator's, which shares the
+# machine's cores (loadtest.edge_times).
+ACCESS_LOG = "access_log /dev/stdout combined "
+TIMED_ACCESS_LOG = (
+    'log_format timed \'$remote_addr - $remote_user [$time_local] "$request" $status'
+    ' $body_bytes_sent "$http_referer" "$http_user_agent" $request_time'
+    " $upstream_response_time';\n    access_log /dev/stdout timed "
+)
 
 
 def deployed_settings() -> dict[str, str]:
@@ -68,6 +77,10 @@ class Nginx:
         rendered = render_nginx(self.conf, env, web_port=web_port, nginx_port=self.port)
         if rendered.returncode:
             raise RuntimeError(rendered.stderr.decode(errors="replace"))
+        conf = self.conf.read_text()
+        if ACCESS_LOG not in conf:
+            raise RuntimeError(f"deploy/nginx.conf no longer has {ACCESS_LOG!r}")
+        self.conf.write_text(conf.replace(ACCESS_LOG, TIMED_ACCESS_LOG))
         self.proc = None
 
     def start(self) -> "Nginx":
