@@ -168,8 +168,14 @@ def run(stack, target: Target, opts: argparse.Namespace) -> dict:
     )
     sale = json.loads(made.stdout)
     print(watch(sale["id"], stack.url, opts), flush=True)
+    # Locust at the stack's priority: a demo's 200 buyers leave the cores to spare.
     locust_opts = argparse.Namespace(
-        buyers=opts.buyers, spawn_rate=opts.spawn_rate, press_spread=1.0, processes=1, ui=False
+        buyers=opts.buyers,
+        spawn_rate=opts.spawn_rate,
+        press_spread=1.0,
+        processes=1,
+        ui=False,
+        locust_nice=0,
     )
     locust = loadtest.run_locust(
         target, sale["id"], locust_opts, time_limit=opts.starts_in + opts.time_after_start
